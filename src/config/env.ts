@@ -1,0 +1,97 @@
+import { resolve } from "node:path";
+import { z } from "zod";
+import { ShotlistError } from "../domain/errors.js";
+
+const flag = z
+  .enum(["0", "1", "true", "false", ""])
+  .optional()
+  .transform((value) => value === "1" || value === "true");
+
+const envSchema = z.object({
+  /** PostgreSQL URL; unset → PGlite in `$SHOTLIST_DATA_DIR/db`. */
+  SHOTLIST_DATABASE_URL: z.string().url().optional(),
+  /** Embedded data folder; default `./.shotlist`. */
+  SHOTLIST_DATA_DIR: z.string().min(1).default(".shotlist"),
+  /** Blob store: a folder path (default `$SHOTLIST_DATA_DIR/assets`) or `s3://bucket/prefix`. */
+  SHOTLIST_STORAGE: z.string().min(1).optional(),
+  /** Shot-list config file; default the shipped one. */
+  SHOTLIST_CONFIG: z.string().min(1).optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  /** Base URL written into asset URLs; default `http://HOST:PORT`. */
+  SHOTLIST_PUBLIC_URL: z.string().url().optional(),
+  /** Jobs one worker process runs at once; default 2 (one per core of a small machine). */
+  SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** How long a claimed job is held before another worker may take it over; default 30 s. */
+  SHOTLIST_LEASE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
+  /** Attempts before a job goes to needs_review; default 5. */
+  SHOTLIST_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  /** First retry delay; later ones double (full jitter, capped at 5 min). Default 1 s. */
+  SHOTLIST_RETRY_BASE_MS: z.coerce.number().int().min(1).max(600_000).default(1_000),
+  /** Decompression-bomb guard for every decoded image; default 40 MP. */
+  SHOTLIST_MAX_PIXELS: z.coerce.number().int().min(1).default(40_000_000),
+  /** Largest accepted reference image, in bytes; default 25 MiB. */
+  SHOTLIST_MAX_IMAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(25 * 1024 * 1024),
+  /** Lets reference-image fetches reach loopback/private addresses. Tests only; default off. */
+  SHOTLIST_ALLOW_PRIVATE_NETWORKS: flag,
+  /** pino level; default info. */
+  SHOTLIST_LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info"),
+});
+
+export interface Settings {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  storage: string;
+  shotListPath: string | undefined;
+  port: number;
+  host: string;
+  publicUrl: string;
+  workerConcurrency: number;
+  leaseMs: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  maxPixels: number;
+  maxImageBytes: number;
+  allowPrivateNetworks: boolean;
+  logLevel: z.infer<typeof envSchema>["SHOTLIST_LOG_LEVEL"];
+}
+
+/** Reads deployment settings from the environment, with one clear error per bad variable. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `${issue.path.join(".")}: ${issue.message}`,
+    );
+    throw new ShotlistError("invalid_env", `invalid environment: ${problems.join("; ")}`);
+  }
+  const values = parsed.data;
+  const dataDir = resolve(values.SHOTLIST_DATA_DIR);
+  const publicHost = values.HOST === "0.0.0.0" || values.HOST === "::" ? "127.0.0.1" : values.HOST;
+  return {
+    databaseUrl: values.SHOTLIST_DATABASE_URL,
+    dataDir,
+    storage: values.SHOTLIST_STORAGE ?? resolve(dataDir, "assets"),
+    shotListPath: values.SHOTLIST_CONFIG,
+    port: values.PORT,
+    host: values.HOST,
+    publicUrl: (values.SHOTLIST_PUBLIC_URL ?? `http://${publicHost}:${values.PORT}`).replace(
+      /\/+$/,
+      "",
+    ),
+    workerConcurrency: values.SHOTLIST_WORKER_CONCURRENCY,
+    leaseMs: values.SHOTLIST_LEASE_MS,
+    maxAttempts: values.SHOTLIST_MAX_ATTEMPTS,
+    retryBaseMs: values.SHOTLIST_RETRY_BASE_MS,
+    maxPixels: values.SHOTLIST_MAX_PIXELS,
+    maxImageBytes: values.SHOTLIST_MAX_IMAGE_BYTES,
+    allowPrivateNetworks: values.SHOTLIST_ALLOW_PRIVATE_NETWORKS,
+    logLevel: values.SHOTLIST_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,186 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { ShotlistError } from "../domain/errors.js";
+import type { CategoryShotList, ShotListConfig, SlotDefinition } from "../domain/shotlist.js";
+
+export const DEFAULT_SHOTLIST_PATH = fileURLToPath(
+  new URL("./shotlist.default.yaml", import.meta.url),
+);
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const hexColor = z.string().regex(/^#[0-9a-fA-F]{6}$/, "a colour as #rrggbb");
+const unit = z.number().min(0).max(1);
+
+const stepSchema = z.discriminatedUnion("op", [
+  z.strictObject({ op: z.literal("cutout"), tolerance: z.number().min(1).max(255).optional() }),
+  z.strictObject({ op: z.literal("crop"), padding: z.number().min(0).max(1).optional() }),
+  z.strictObject({ op: z.literal("place"), fill: z.number().gt(0).max(1), background: hexColor }),
+  z.strictObject({ op: z.literal("shadow"), opacity: unit, blur: z.number().min(0).max(400) }),
+  z.strictObject({
+    op: z.literal("scene"),
+    scene: z.string().regex(NAME),
+    fill: z.number().gt(0).max(1),
+  }),
+  z.strictObject({ op: z.literal("swatch-grid"), columns: z.number().int().min(1).max(12) }),
+]);
+
+const outputSchema = z.strictObject({
+  width: z.number().int().min(16).max(8192),
+  height: z.number().int().min(16).max(8192),
+  format: z.enum(["jpeg", "webp", "avif", "png"]),
+  quality: z.number().int().min(1).max(100),
+});
+
+const linkSchema = z.strictObject({
+  provider: z.string().regex(NAME, "a provider name such as local"),
+  model: z.string().min(1).max(200).default("default"),
+  steps: z.array(stepSchema).default([]),
+  prompt: z.string().max(4000).nullable().default(null),
+});
+
+const checksSchema = z.strictObject({
+  whiteBorder: z.strictObject({ minValue: z.number().int().min(0).max(255) }).optional(),
+  fill: z
+    .strictObject({ min: unit, max: unit })
+    .refine((fill) => fill.min <= fill.max, "fill.min must not exceed fill.max")
+    .optional(),
+  notBlank: z.strictObject({ minStdDev: z.number().min(0) }).optional(),
+  notInput: z.boolean().optional(),
+});
+
+const sourceSchema = z.union([
+  z.strictObject({ reference: z.number().int().min(0).max(31) }),
+  z.strictObject({ variants: z.literal(true) }),
+]);
+
+const slotSchema = z.strictObject({
+  alt: z.string().max(500).default("{{title}}"),
+  required: z.boolean().default(true),
+  source: sourceSchema,
+  chain: z.array(linkSchema).min(1, "at least one way of making the slot"),
+  checks: checksSchema.default({}),
+  output: outputSchema.optional(),
+});
+
+const slotOverrideSchema = slotSchema.partial();
+
+const fileSchema = z.strictObject({
+  version: z.literal(1),
+  defaults: z.strictObject({ output: outputSchema }).optional(),
+  slots: z.record(
+    z.string().regex(NAME, "a slot name: lowercase letters, digits and '-'"),
+    slotSchema,
+  ),
+  categories: z.record(
+    z.string().regex(NAME, "a category name: lowercase letters, digits and '-'"),
+    z.strictObject({
+      slots: z.array(z.string()).min(1),
+      overrides: z.record(z.string(), slotOverrideSchema).optional(),
+    }),
+  ),
+});
+
+const FALLBACK_OUTPUT = { width: 1600, height: 1600, format: "jpeg", quality: 86 } as const;
+
+/** Loads and validates a shot-list file; errors name the file, the path, the line and what was expected. */
+export function loadShotList(path: string = DEFAULT_SHOTLIST_PATH): ShotListConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new ShotlistError("invalid_config", `cannot read shot-list file ${path}`, { cause });
+  }
+  return parseShotList(text, path);
+}
+
+export function parseShotList(text: string, origin: string): ShotListConfig {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { merge: true, lineCounter, prettyErrors: false });
+  const yamlError = document.errors[0];
+  if (yamlError) {
+    const line = lineCounter.linePos(yamlError.pos[0]).line;
+    throw new ShotlistError("invalid_config", `${origin}:${line}: ${yamlError.message}`, {
+      extra: { file: origin, line },
+    });
+  }
+  const parsed = fileSchema.safeParse(document.toJS());
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const line = lineOf(document, lineCounter, issue.path);
+      const where = issue.path.length > 0 ? issue.path.join(".") : "(top level)";
+      return `${origin}:${line}: at ${where}: ${issue.message}`;
+    });
+    throw new ShotlistError("invalid_config", problems.join("\n"), {
+      extra: { file: origin, errors: problems },
+    });
+  }
+  const file = parsed.data;
+  const defaultOutput = file.defaults?.output ?? FALLBACK_OUTPUT;
+  const categories = new Map<string, CategoryShotList>();
+  const problems: string[] = [];
+  for (const [category, entry] of Object.entries(file.categories)) {
+    const slots: SlotDefinition[] = [];
+    for (const [position, slotName] of entry.slots.entries()) {
+      const base = file.slots[slotName];
+      if (!base) {
+        const line = lineOf(document, lineCounter, ["categories", category, "slots", position]);
+        problems.push(
+          `${origin}:${line}: at categories.${category}.slots.${position}: unknown slot "${slotName}"; expected one of ${Object.keys(file.slots).join(", ")}`,
+        );
+        continue;
+      }
+      const slot = { ...base, ...(entry.overrides?.[slotName] ?? {}) };
+      slots.push({
+        name: slotName,
+        required: slot.required ?? true,
+        alt: slot.alt ?? "{{title}}",
+        source:
+          slot.source && "reference" in slot.source
+            ? { kind: "reference", index: slot.source.reference }
+            : { kind: "variants" },
+        chain: (slot.chain ?? base.chain).map((link) => ({ ...link })),
+        checks: slot.checks ?? {},
+        output: slot.output ?? defaultOutput,
+      });
+    }
+    for (const overridden of Object.keys(entry.overrides ?? {})) {
+      if (!entry.slots.includes(overridden)) {
+        const line = lineOf(document, lineCounter, [
+          "categories",
+          category,
+          "overrides",
+          overridden,
+        ]);
+        problems.push(
+          `${origin}:${line}: at categories.${category}.overrides.${overridden}: overrides a slot the category does not list`,
+        );
+      }
+    }
+    categories.set(category, { category, slots });
+  }
+  if (problems.length > 0) {
+    throw new ShotlistError("invalid_config", problems.join("\n"), {
+      extra: { file: origin, errors: problems },
+    });
+  }
+  return { origin, categories };
+}
+
+/** The line of the deepest node that exists along `path` (a missing key points at its parent). */
+function lineOf(
+  document: ReturnType<typeof parseDocument>,
+  lineCounter: LineCounter,
+  path: readonly PropertyKey[],
+): number {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = document.getIn(path.slice(0, depth) as unknown[], true) as
+      | { range?: [number, number, number] }
+      | undefined;
+    if (node && typeof node === "object" && node.range) {
+      return lineCounter.linePos(node.range[0]).line;
+    }
+  }
+  return 1;
+}

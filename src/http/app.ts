@@ -1,0 +1,47 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { ShotlistError } from "../domain/errors.js";
+import type { Runtime } from "../runtime.js";
+import { errorHandler, sendProblem } from "./problem.js";
+import { assetRoutes } from "./routes/assets.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
+import { healthRoutes } from "./routes/health.js";
+import { jobRoutes } from "./routes/jobs.js";
+import { productRoutes } from "./routes/products.js";
+
+/** The HTTP API (DESIGN §3): one Fastify app, one routes file per resource, one error mapping. */
+export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: runtime.log.child({ component: "http" }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: "x-request-id",
+    genReqId: () => crypto.randomUUID(),
+    // Path tricks (%2e%2e, control characters) reach our validators instead of being re-routed.
+    routerOptions: { maxParamLength: 512 },
+  });
+  app.setErrorHandler(errorHandler(runtime.log));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      new ShotlistError("not_found", `no route ${request.method} ${request.url}`, { status: 404 }),
+      request.url,
+    ),
+  );
+  app.addHook("onResponse", async (request, reply) => {
+    runtime.metrics.httpRequests.inc({
+      route: request.routeOptions.url ?? "unmatched",
+      method: request.method,
+      status: String(reply.statusCode),
+    });
+  });
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  healthRoutes(app, runtime);
+  productRoutes(app, runtime);
+  jobRoutes(app, runtime);
+  assetRoutes(app, runtime);
+  dashboardRoutes(app, runtime);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance } from "fastify";
+import { assetKey } from "../../blobs/store.js";
+import { ShotlistError } from "../../domain/errors.js";
+import type { Runtime } from "../../runtime.js";
+import { getAsset, getRecipes } from "../../store/assets.js";
+
+const MIME: Readonly<Record<string, string>> = {
+  jpg: "image/jpeg",
+  webp: "image/webp",
+  avif: "image/avif",
+  png: "image/png",
+};
+const ASSET_NAME = /^([0-9a-f]{64})\.(jpg|webp|avif|png)$/;
+
+export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
+  /** Immutable content-addressed bytes (DESIGN §3): cache forever, revalidate by ETag. */
+  app.get<{ Params: { name: string } }>("/a/:name", async (request, reply) => {
+    const match = ASSET_NAME.exec(request.params.name);
+    if (!match) {
+      throw new ShotlistError("not_found", "asset names are <sha256>.<jpg|webp|avif|png>", {
+        status: 404,
+      });
+    }
+    const [, sha256 = "", ext = ""] = match;
+    const etag = `"${sha256}"`;
+    reply.header("ETag", etag).header("Cache-Control", "public, max-age=31536000, immutable");
+    const ifNoneMatch = request.headers["if-none-match"];
+    if (ifNoneMatch?.split(",").some((tag) => tag.trim() === etag || tag.trim() === "*")) {
+      if (await runtime.blobs.has(assetKey(sha256, ext))) return reply.code(304).send();
+    }
+    const bytes = await runtime.blobs.get(assetKey(sha256, ext));
+    if (!bytes)
+      throw new ShotlistError("not_found", `no asset ${request.params.name}`, { status: 404 });
+    return reply.type(MIME[ext] ?? "application/octet-stream").send(bytes);
+  });
+
+  /** An asset with its recipe: the provenance (DESIGN §8). */
+  app.get<{ Params: { id: string } }>("/v1/assets/:id", async (request) => {
+    const id = Number(request.params.id);
+    if (!Number.isSafeInteger(id) || id <= 0) {
+      throw new ShotlistError("invalid_request", "asset id must be a positive integer");
+    }
+    const asset = await getAsset(runtime.db, id);
+    if (!asset) throw new ShotlistError("not_found", `no asset ${id}`, { status: 404 });
+    const recipe = (await getRecipes(runtime.db, [asset.recipe_hash])).get(asset.recipe_hash);
+    return {
+      id: asset.id,
+      sha256: asset.sha256,
+      url: `${runtime.settings.publicUrl}/a/${asset.sha256}.${asset.ext}`,
+      state: asset.state,
+      width: asset.width,
+      height: asset.height,
+      byteSize: asset.byte_size,
+      costMicros: asset.cost_micros,
+      link: asset.link,
+      checks: asset.checks,
+      recipeHash: asset.recipe_hash,
+      recipe,
+      createdAt: asset.created_at,
+    };
+  });
+}

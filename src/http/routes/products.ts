@@ -1,0 +1,149 @@
+import type { FastifyInstance } from "fastify";
+import { slotCoverage } from "../../domain/coverage.js";
+import { ShotlistError } from "../../domain/errors.js";
+import { validateSku } from "../../domain/sku.js";
+import { submitProduct } from "../../intake/submit.js";
+import type { Runtime } from "../../runtime.js";
+import {
+  getProduct,
+  getProductSlots,
+  getReferences,
+  getVariants,
+  listProducts,
+} from "../../store/products.js";
+
+export const MAX_BATCH = 1000;
+
+function skuParam(raw: string): string {
+  try {
+    return validateSku(raw);
+  } catch (error) {
+    throw new ShotlistError("invalid_sku", (error as Error).message, { status: 400 });
+  }
+}
+
+export function productRoutes(app: FastifyInstance, runtime: Runtime) {
+  const assetUrl = (sha256: string | null, ext: string | null) =>
+    sha256 && ext ? `${runtime.settings.publicUrl}/a/${sha256}.${ext}` : null;
+
+  app.get<{ Querystring: { coverage?: string; cursor?: string; limit?: string } }>(
+    "/v1/products",
+    async (request) => {
+      const { coverage, cursor } = request.query;
+      if (coverage !== undefined && coverage !== "complete" && coverage !== "incomplete") {
+        throw new ShotlistError("invalid_request", "coverage must be complete or incomplete");
+      }
+      const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw new ShotlistError("invalid_request", "limit must be an integer from 1 to 1000");
+      }
+      const afterSku = cursor === undefined ? undefined : decodeCursor(cursor);
+      const rows = await listProducts(runtime.db, { coverage, afterSku, limit });
+      const last = rows.at(-1);
+      return {
+        products: rows.map((row) => ({
+          sku: row.sku,
+          title: row.title,
+          category: row.category,
+          coverage: {
+            complete: row.published_slots,
+            required: row.required_slots,
+            ratio: row.required_slots === 0 ? 1 : row.published_slots / row.required_slots,
+          },
+        })),
+        nextCursor:
+          rows.length === limit && last ? Buffer.from(last.sku).toString("base64url") : null,
+      };
+    },
+  );
+
+  app.get<{ Params: { sku: string } }>("/v1/products/:sku", async (request) => {
+    const sku = skuParam(request.params.sku);
+    const product = await getProduct(runtime.db, sku);
+    if (!product) throw new ShotlistError("not_found", `no product ${sku}`, { status: 404 });
+    const [slots, variants, references] = await Promise.all([
+      getProductSlots(runtime.db, sku),
+      getVariants(runtime.db, sku),
+      getReferences(runtime.db, sku),
+    ]);
+    return {
+      sku: product.sku,
+      title: product.title,
+      category: product.category,
+      attributes: product.attributes,
+      variants,
+      referenceImages: references.map((reference) => ({
+        sha256: reference.sha256,
+        origin: reference.origin,
+        width: reference.width,
+        height: reference.height,
+      })),
+      coverage: slotCoverage(slots),
+      slots: slots.map((slot) => ({
+        slot: slot.slot,
+        required: slot.required,
+        state: slot.state,
+        reason: slot.reason,
+        alt: slot.alt,
+        recipeHash: slot.recipe_hash,
+        asset:
+          slot.asset_id === null
+            ? null
+            : {
+                id: slot.asset_id,
+                sha256: slot.asset_sha256,
+                url: assetUrl(slot.asset_sha256, slot.asset_ext),
+              },
+      })),
+      createdAt: product.created_at,
+      updatedAt: product.updated_at,
+    };
+  });
+
+  /** One product or a batch (`{products: [...]}`, up to 1,000); each goes through the one intake. */
+  app.post("/v1/products", { bodyLimit: 64 * 1024 * 1024 }, async (request, reply) => {
+    const body = request.body;
+    if (body !== null && typeof body === "object" && "products" in body) {
+      const products = (body as { products: unknown }).products;
+      if (!Array.isArray(products) || products.length === 0) {
+        throw new ShotlistError("invalid_request", "products must be a non-empty array", {
+          status: 422,
+        });
+      }
+      if (products.length > MAX_BATCH) {
+        throw new ShotlistError(
+          "invalid_request",
+          `a batch holds at most ${MAX_BATCH} products; got ${products.length}`,
+          {
+            status: 422,
+          },
+        );
+      }
+      const results = [];
+      for (const [index, product] of products.entries()) {
+        try {
+          results.push({
+            index,
+            status: "accepted",
+            ...(await submitProduct(runtime.intake, product)),
+          });
+        } catch (error) {
+          if (!(error instanceof ShotlistError)) throw error;
+          results.push({ index, status: "rejected", code: error.code, detail: error.message });
+        }
+      }
+      return reply.code(207).send({ results });
+    }
+    const result = await submitProduct(runtime.intake, body);
+    return reply.code(result.created ? 201 : 200).send(result);
+  });
+}
+
+function decodeCursor(cursor: string): string {
+  const sku = Buffer.from(cursor, "base64url").toString("utf8");
+  try {
+    return validateSku(sku);
+  } catch {
+    throw new ShotlistError("invalid_request", "cursor is not one this API returned");
+  }
+}

@@ -1,0 +1,71 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { catalogueCoverage } from "../store/coverage.js";
+import type { Queryable } from "../store/db.js";
+import { queueDepth } from "../store/jobs.js";
+
+export interface Metrics {
+  registry: Registry;
+  jobDuration: Histogram<"kind" | "state">;
+  linkDuration: Histogram<"provider" | "slot" | "outcome">;
+  httpRequests: Counter<"route" | "method" | "status">;
+}
+
+/**
+ * Prometheus metrics. Queue depth and coverage are read from the database when scraped (one
+ * cheap query each), so every process of a fleet reports the same truth.
+ */
+export function createMetrics(db: Queryable): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "shotlist_process_" });
+  const jobDuration = new Histogram({
+    name: "shotlist_job_duration_seconds",
+    help: "Time from claim to finish of a job attempt, by kind and resulting state",
+    labelNames: ["kind", "state"],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const linkDuration = new Histogram({
+    name: "shotlist_provider_call_duration_seconds",
+    help: "Time of one chain link (provider call plus checks), by provider, slot and outcome",
+    labelNames: ["provider", "slot", "outcome"],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [registry],
+  });
+  const httpRequests = new Counter({
+    name: "shotlist_http_requests_total",
+    help: "HTTP requests by route, method and status",
+    labelNames: ["route", "method", "status"],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "shotlist_queue_jobs",
+    help: "Jobs by state",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await queueDepth(db)) this.set({ state: row.state }, row.count);
+    },
+  });
+  new Gauge({
+    name: "shotlist_queue_oldest_job_age_seconds",
+    help: "Age of the oldest job by state",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await queueDepth(db)) {
+        if (row.oldestAgeSeconds !== null) this.set({ state: row.state }, row.oldestAgeSeconds);
+      }
+    },
+  });
+  new Gauge({
+    name: "shotlist_catalogue_coverage_ratio",
+    help: "Share of products whose every required slot is published",
+    registers: [registry],
+    async collect() {
+      this.set((await catalogueCoverage(db)).productCoverage);
+    },
+  });
+  return { registry, jobDuration, linkDuration, httpRequests };
+}

@@ -1,0 +1,119 @@
+import type { Logger } from "pino";
+import { createFsBlobStore } from "./blobs/fs.js";
+import type { BlobStore } from "./blobs/store.js";
+import type { Settings } from "./config/env.js";
+import { loadShotList } from "./config/shotlist.js";
+import { ShotlistError } from "./domain/errors.js";
+import type { ShotListConfig } from "./domain/shotlist.js";
+import type { IntakeDeps } from "./intake/submit.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { createLocalProvider } from "./providers/local/index.js";
+import {
+  assertProvidersConfigured,
+  createRegistry,
+  type ProviderRegistry,
+} from "./providers/registry.js";
+import { createRenderSlotHandler } from "./queue/render-slot.js";
+import { startWorker, type Worker } from "./queue/worker.js";
+import { type Db, openDb } from "./store/db.js";
+import { migrate } from "./store/migrate.js";
+
+/** Everything one process needs, wired once: the composition root. */
+export interface Runtime {
+  settings: Settings;
+  log: Logger;
+  db: Db;
+  blobs: BlobStore;
+  shotList: ShotListConfig;
+  providers: ProviderRegistry;
+  metrics: Metrics;
+  intake: IntakeDeps;
+  /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
+  startWorker(overrides?: { concurrency?: number; pollMs?: number; retryBaseMs?: number }): Worker;
+  close(): Promise<void>;
+}
+
+export function createBlobStore(storage: string): BlobStore {
+  if (storage.startsWith("s3://")) {
+    throw new ShotlistError(
+      "invalid_env",
+      "SHOTLIST_STORAGE=s3://… is not available in this build; use a folder path",
+    );
+  }
+  return createFsBlobStore(storage);
+}
+
+export async function createRuntime(settings: Settings, log: Logger): Promise<Runtime> {
+  const shotList = loadShotList(settings.shotListPath);
+  const providers = createRegistry([createLocalProvider({ maxPixels: settings.maxPixels })]);
+  assertProvidersConfigured(shotList, providers);
+  const blobs = createBlobStore(settings.storage);
+  const db = await openDb(settings);
+  await migrate(db);
+  const metrics = createMetrics(db);
+  const workers = new Set<Worker>();
+  const intake: IntakeDeps = {
+    db,
+    blobs,
+    shotList,
+    providers,
+    limits: {
+      maxPixels: settings.maxPixels,
+      maxImageBytes: settings.maxImageBytes,
+      maxAttempts: settings.maxAttempts,
+      allowPrivateNetworks: settings.allowPrivateNetworks,
+    },
+    onJobsCreated: () => {
+      for (const worker of workers) worker.wake();
+    },
+  };
+  return {
+    settings,
+    log,
+    db,
+    blobs,
+    shotList,
+    providers,
+    metrics,
+    intake,
+    startWorker(overrides = {}) {
+      const worker = startWorker({
+        db,
+        log,
+        concurrency: overrides.concurrency ?? settings.workerConcurrency,
+        leaseMs: settings.leaseMs,
+        pollMs: overrides.pollMs,
+        retryBaseMs: overrides.retryBaseMs ?? settings.retryBaseMs,
+        handlers: {
+          render: createRenderSlotHandler({
+            blobs,
+            providers,
+            db,
+            onLinkFinished: (event) =>
+              metrics.linkDuration.observe(
+                { provider: event.provider, slot: event.slot, outcome: event.outcome },
+                event.durationMs / 1000,
+              ),
+          }),
+        },
+        onFinished: (job, state, durationMs) =>
+          metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000),
+      });
+      workers.add(worker);
+      const stop = worker.stop;
+      return {
+        ...worker,
+        wake: worker.wake,
+        running: worker.running,
+        async stop() {
+          await stop();
+          workers.delete(worker);
+        },
+      };
+    },
+    async close() {
+      await Promise.all([...workers].map((worker) => worker.stop()));
+      await db.close();
+    },
+  };
+}

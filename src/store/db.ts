@@ -1,0 +1,116 @@
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import pg from "pg";
+
+/** What a repository function needs: parameterised queries and multi-statement text. */
+export interface Queryable {
+  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+/** PGlite or PostgreSQL behind one tiny interface: same SQL, same migrations (DESIGN §5). */
+export interface Db extends Queryable {
+  readonly kind: "pglite" | "postgres";
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+// int8 as a JS number on both engines: ids and counts stay far below 2^53, and one
+// representation keeps repository code free of engine checks.
+const INT8_OID = 20;
+const parseInt8 = (value: string): number => Number(value);
+
+export async function openPglite(dataDir: string | undefined): Promise<Db> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const lite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
+  await lite.waitReady;
+  const wrap = (target: Pick<PGlite, "query" | "exec">): Queryable => ({
+    async query<Row>(sql: string, params: readonly unknown[] = []) {
+      const result = await target.query<Row>(sql, params as unknown[]);
+      return result.rows;
+    },
+    async exec(sql: string) {
+      await target.exec(sql);
+    },
+  });
+  const root = wrap(lite);
+  return {
+    kind: "pglite",
+    query: root.query,
+    exec: root.exec,
+    transaction: (work) => lite.transaction((tx) => work(wrap(tx))),
+    close: () => lite.close(),
+  };
+}
+
+export interface PostgresOptions {
+  /** Connections in the pool; default 10. */
+  max?: number;
+  /** Called when an idle connection fails (e.g. the server restarted); default ignores it. */
+  onIdleError?: (error: Error) => void;
+}
+
+export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Db> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: 10_000,
+    types: {
+      getTypeParser: ((oid: number, format?: "text" | "binary") =>
+        oid === INT8_OID
+          ? parseInt8
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client's error (server restart, network cut) must not crash the process: the pool
+  // drops that client and the next query opens a new connection.
+  pool.on("error", (error) => options.onIdleError?.(error));
+  const wrap = (target: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<Row>(sql: string, params: readonly unknown[] = []) {
+      const result = await target.query(sql, params as unknown[]);
+      return result.rows as Row[];
+    },
+    async exec(sql: string) {
+      await target.query(sql);
+    },
+  });
+  const root = wrap(pool);
+  await root.query("select 1");
+  return {
+    kind: "postgres",
+    query: root.query,
+    exec: root.exec,
+    async transaction(work) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query("begin");
+        const result = await work(wrap(client));
+        await client.query("commit");
+        return result;
+      } catch (error) {
+        try {
+          await client.query("rollback");
+        } catch (rollbackError) {
+          broken = rollbackError as Error;
+        }
+        throw error;
+      } finally {
+        // A client whose rollback failed is in an unknown state: destroy it, do not reuse it.
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** PostgreSQL when a URL is given, else PGlite in `dataDir`. */
+export function openDb(settings: {
+  databaseUrl: string | undefined;
+  dataDir: string;
+}): Promise<Db> {
+  return settings.databaseUrl
+    ? openPostgres(settings.databaseUrl)
+    : openPglite(`${settings.dataDir}/db`);
+}

@@ -1,0 +1,240 @@
+import type { SlotPlan } from "../domain/plan.js";
+import type { ProductInput, ReferenceImage } from "../domain/product.js";
+import type { Queryable } from "./db.js";
+import { enqueueJob } from "./jobs.js";
+
+export interface SavedSlot {
+  slot: string;
+  recipeHash: string;
+  state: string;
+  jobId: number;
+  jobCreated: boolean;
+}
+
+export interface SaveProductResult {
+  /** False when an identical product (same input hash) was already stored. */
+  changed: boolean;
+  created: boolean;
+  slots: SavedSlot[];
+}
+
+export interface RenderJobPayload {
+  slot: string;
+  /** Recipe hashes of the chain links, in fallback order. */
+  links: string[];
+  checks: SlotPlan["checks"];
+}
+
+/**
+ * Writes a product, its variants, references, recipes, slots and render jobs in the caller's
+ * transaction (graphile-worker's add_job model): either all of it exists afterwards or none.
+ */
+export async function saveProductPlan(
+  tx: Queryable,
+  product: ProductInput,
+  references: readonly ReferenceImage[],
+  origins: readonly string[],
+  plans: readonly SlotPlan[],
+  inputHash: string,
+  maxAttempts: number,
+): Promise<SaveProductResult> {
+  const [existing] = await tx.query<{ input_hash: string }>(
+    "select input_hash from products where sku = $1 for update",
+    [product.sku],
+  );
+  const created = existing === undefined;
+  const changed = existing?.input_hash !== inputHash;
+  if (changed) {
+    await tx.query(
+      `insert into products (sku, title, category, attributes, input_hash) values ($1, $2, $3, $4, $5)
+       on conflict (sku) do update set title = excluded.title, category = excluded.category,
+         attributes = excluded.attributes, input_hash = excluded.input_hash, updated_at = now()`,
+      [product.sku, product.title, product.category, JSON.stringify(product.attributes), inputHash],
+    );
+    await tx.query("delete from variants where product_sku = $1", [product.sku]);
+    for (const [position, variant] of product.variants.entries()) {
+      await tx.query(
+        `insert into variants (product_sku, sku, position, attributes) values ($1, $2, $3, $4)
+         on conflict (product_sku, sku) do update set position = excluded.position, attributes = excluded.attributes`,
+        [product.sku, variant.sku, position, JSON.stringify(variant.attributes)],
+      );
+    }
+    await tx.query("delete from product_references where product_sku = $1", [product.sku]);
+    for (const [position, reference] of references.entries()) {
+      await tx.query(
+        `insert into reference_images (sha256, width, height, format, byte_size) values ($1, $2, $3, $4, $5)
+         on conflict (sha256) do nothing`,
+        [reference.sha256, reference.width, reference.height, reference.format, reference.byteSize],
+      );
+      await tx.query(
+        "insert into product_references (product_sku, position, sha256, origin) values ($1, $2, $3, $4)",
+        [product.sku, position, reference.sha256, origins[position] ?? reference.origin],
+      );
+    }
+  }
+
+  const slots: SavedSlot[] = [];
+  for (const [position, plan] of plans.entries()) {
+    for (const link of plan.links) {
+      await tx.query(
+        `insert into recipes (hash, recipe, provider, model, slot) values ($1, $2, $3, $4, $5)
+         on conflict (hash) do nothing`,
+        [
+          link.recipeHash,
+          JSON.stringify(link.recipe),
+          link.recipe.provider,
+          link.recipe.model,
+          plan.slot,
+        ],
+      );
+    }
+    const payload: RenderJobPayload = {
+      slot: plan.slot,
+      links: plan.links.map((link) => link.recipeHash),
+      checks: plan.checks,
+    };
+    const job = await enqueueJob(tx, {
+      kind: "render",
+      key: `render:${plan.recipeHash}`,
+      payload,
+      maxAttempts,
+    });
+    // A new recipe for a slot starts pending but keeps serving its current asset until the new
+    // one is published. An unchanged recipe keeps its state.
+    const [slotRow] = await tx.query<{ state: string }>(
+      `insert into product_slots (product_sku, slot, position, required, alt, recipe_hash)
+       values ($1, $2, $3, $4, $5, $6)
+       on conflict (product_sku, slot) do update set position = excluded.position,
+         required = excluded.required, alt = excluded.alt, recipe_hash = excluded.recipe_hash,
+         state = case when product_slots.recipe_hash = excluded.recipe_hash then product_slots.state else 'pending' end,
+         reason = case when product_slots.recipe_hash = excluded.recipe_hash then product_slots.reason else null end,
+         updated_at = now()
+       returning state`,
+      [product.sku, plan.slot, position, plan.required, plan.alt, plan.recipeHash],
+    );
+    let state = slotRow?.state ?? "pending";
+    if (!job.created && state === "pending") {
+      // The recipe was made before (by this product earlier, or another product with the same
+      // inputs): take over its outcome instead of waiting for a job that already finished.
+      const [synced] = await tx.query<{ state: string }>(
+        `update product_slots ps set
+           state = case j.state when 'succeeded' then 'published' when 'needs_review' then 'needs_review'
+                     when 'failed' then 'failed' else ps.state end,
+           asset_id = coalesce((select a.id from assets a join recipes r on r.hash = a.recipe_hash
+                                 where a.state = 'published' and a.recipe_hash = any(
+                                   select jsonb_array_elements_text(j.payload->'links'))
+                                 order by a.id desc limit 1), ps.asset_id),
+           reason = case when j.state in ('needs_review', 'failed') then j.last_error else ps.reason end,
+           updated_at = now()
+         from jobs j
+         where ps.product_sku = $1 and ps.slot = $2 and j.id = $3
+         returning ps.state`,
+        [product.sku, plan.slot, job.id],
+      );
+      state = synced?.state ?? state;
+    }
+    slots.push({
+      slot: plan.slot,
+      recipeHash: plan.recipeHash,
+      state,
+      jobId: job.id,
+      jobCreated: job.created,
+    });
+  }
+  const planned = plans.map((plan) => plan.slot);
+  await tx.query(
+    "delete from product_slots where product_sku = $1 and not (slot = any($2::text[]))",
+    [product.sku, planned],
+  );
+  return { changed, created, slots };
+}
+
+export interface ProductRow {
+  sku: string;
+  title: string;
+  category: string;
+  attributes: Record<string, string>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface ProductSlotRow {
+  slot: string;
+  position: number;
+  required: boolean;
+  alt: string;
+  recipe_hash: string;
+  state: "pending" | "published" | "needs_review" | "failed";
+  reason: string | null;
+  asset_id: number | null;
+  asset_sha256: string | null;
+  asset_ext: string | null;
+  updated_at: Date;
+}
+
+export async function getProduct(db: Queryable, sku: string): Promise<ProductRow | undefined> {
+  const [row] = await db.query<ProductRow>(
+    "select sku, title, category, attributes, created_at, updated_at from products where sku = $1",
+    [sku],
+  );
+  return row;
+}
+
+export async function getProductSlots(db: Queryable, sku: string): Promise<ProductSlotRow[]> {
+  return db.query<ProductSlotRow>(
+    `select ps.slot, ps.position, ps.required, ps.alt, ps.recipe_hash, ps.state, ps.reason, ps.asset_id,
+       a.sha256 as asset_sha256, a.ext as asset_ext, ps.updated_at
+     from product_slots ps left join assets a on a.id = ps.asset_id
+     where ps.product_sku = $1 order by ps.position`,
+    [sku],
+  );
+}
+
+export async function getVariants(db: Queryable, sku: string) {
+  return db.query<{ sku: string; attributes: Record<string, string> }>(
+    "select sku, attributes from variants where product_sku = $1 order by position",
+    [sku],
+  );
+}
+
+export async function getReferences(db: Queryable, sku: string) {
+  return db.query<{
+    position: number;
+    sha256: string;
+    origin: string;
+    width: number;
+    height: number;
+  }>(
+    `select pr.position, pr.sha256, pr.origin, ri.width, ri.height
+     from product_references pr join reference_images ri on ri.sha256 = pr.sha256
+     where pr.product_sku = $1 order by pr.position`,
+    [sku],
+  );
+}
+
+export interface ProductListItem extends ProductRow {
+  required_slots: number;
+  published_slots: number;
+}
+
+/** Products by SKU, keyset-paginated (`afterSku`), optionally only (in)complete ones. */
+export async function listProducts(
+  db: Queryable,
+  query: { coverage?: "complete" | "incomplete"; afterSku?: string; limit: number },
+): Promise<ProductListItem[]> {
+  return db.query<ProductListItem>(
+    `select * from (
+       select p.sku, p.title, p.category, p.attributes, p.created_at, p.updated_at,
+         count(ps.slot) filter (where ps.required)::integer as required_slots,
+         count(ps.slot) filter (where ps.required and ps.state = 'published')::integer as published_slots
+       from products p left join product_slots ps on ps.product_sku = p.sku
+       where p.sku > $1
+       group by p.sku
+     ) listed
+     where $2::text is null
+        or ($2 = 'complete' and published_slots = required_slots)
+        or ($2 = 'incomplete' and published_slots < required_slots)
+     order by sku limit $3`,
+    [query.afterSku ?? "", query.coverage ?? null, query.limit],
+  );
+}
