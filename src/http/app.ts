@@ -20,6 +20,8 @@ export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 512 },
   });
   app.setErrorHandler(errorHandler(runtime.log));
+  // The API speaks JSON only: a text/plain body is a 415, not a string handed to validators.
+  app.removeContentTypeParser("text/plain");
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       reply,

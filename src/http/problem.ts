@@ -79,6 +79,7 @@ export function errorHandler(log: Logger) {
     }
     if (
       fastifyCode === "FST_ERR_CTP_EMPTY_JSON_BODY" ||
+      fastifyCode === "FST_ERR_CTP_INVALID_JSON_BODY" ||
       (error instanceof SyntaxError && statusCode === 400)
     ) {
       return sendProblem(
