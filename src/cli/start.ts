@@ -38,7 +38,7 @@ export async function start(
     print("");
     print(formatCoverage(coverage));
     print("");
-    print(`assets: ${runtime.blobs.location}/assets (served at ${serving.url}/a/<sha256>.<ext>)`);
+    print(`assets: ${runtime.blobs.location} (served at ${serving.url}/a/<sha256>.<ext>)`);
     print(
       `dashboard: ${serving.url}/   API: ${serving.url}/v1/products   metrics: ${serving.url}/metrics`,
     );

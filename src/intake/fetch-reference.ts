@@ -73,9 +73,13 @@ export async function fetchReference(url: string, options: FetchReferenceOptions
     // An IP literal never goes through DNS lookup, so it is checked here.
     const literal = current.hostname.replace(/^\[|\]$/g, "");
     if (isIP(literal) && isForbiddenAddress(literal) && !options.allowPrivateNetworks) {
-      throw new ShotlistError("reference_url_forbidden", `${literal} is a private or reserved address`, {
-        status: 422,
-      });
+      throw new ShotlistError(
+        "reference_url_forbidden",
+        `${literal} is a private or reserved address`,
+        {
+          status: 422,
+        },
+      );
     }
     const answer = await getOnce(current, options, deadline);
     if ("redirect" in answer) {

@@ -118,7 +118,7 @@ export function startWorker(options: WorkerOptions): Worker {
         finalState = await giveUp(job, handler, reason, [leaseRecord(job)]);
         return;
       }
-      jobLog.info(`attempt ${job.attempts} of ${job.max_attempts}`);
+      jobLog.debug(`attempt ${job.attempts} of ${job.max_attempts}`);
       const outcome = await handler.run(job, { workerId, signal: controller.signal, log: jobLog });
       const records = job.previous_worker
         ? [leaseRecord(job), ...outcome.attempts]

@@ -35,7 +35,10 @@ describe("npm start on the embedded default", () => {
     const code = await run.exited;
     const output = run.output();
     assert.equal(code, 0, output);
-    assert.match(output, /imported (\d+) rows: 0 new, 0 changed, \1 unchanged, 0 rejected; 0 jobs created/);
+    assert.match(
+      output,
+      /imported (\d+) rows: 0 new, 0 changed, \1 unchanged, 0 rejected; 0 jobs created/,
+    );
     assert.equal(countFiles(join(dataDir, "assets")), filesBefore);
   });
 });

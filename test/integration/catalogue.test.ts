@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { assetKey } from "../../src/blobs/store.js";
 import { importCatalogue } from "../../src/cli/import.js";
@@ -12,7 +12,9 @@ import { countOpenJobs } from "../../src/store/jobs.js";
 import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
 const SAMPLE = fileURLToPath(new URL("../../examples/catalogue/catalogue.jsonl", import.meta.url));
-const SAMPLE_CSV = fileURLToPath(new URL("../../examples/catalogue/catalogue.csv", import.meta.url));
+const SAMPLE_CSV = fileURLToPath(
+  new URL("../../examples/catalogue/catalogue.csv", import.meta.url),
+);
 const quiet = () => {};
 
 for (const backend of BACKENDS) {
@@ -29,22 +31,36 @@ for (const backend of BACKENDS) {
     });
 
     it("images every slot of every product to a terminal state", async () => {
-      const report = await importCatalogue(env.runtime.intake, SAMPLE, { dryRun: false, print: quiet });
+      const report = await importCatalogue(env.runtime.intake, SAMPLE, {
+        dryRun: false,
+        print: quiet,
+      });
       assert.deepEqual(report.rejected, []);
       assert.ok(report.accepted >= 12, `${report.accepted} products`);
       assert.equal(report.created, report.accepted);
-      await waitFor(async () => (await countOpenJobs(env.runtime.db)) === 0, "all jobs to finish", 240_000, 200);
+      await waitFor(
+        async () => (await countOpenJobs(env.runtime.db)) === 0,
+        "all jobs to finish",
+        240_000,
+        200,
+      );
       const states = await env.runtime.db.query<{ state: string; count: number }>(
         "select state, count(*)::integer as count from jobs group by state",
       );
       const byState = Object.fromEntries(states.map((row) => [row.state, row.count]));
       assert.deepEqual(Object.keys(byState).sort(), ["needs_review", "succeeded"]);
-      const slots = await env.runtime.db.query<{ state: string; reason: string | null; slot: string; product_sku: string }>(
-        "select product_sku, slot, state, reason from product_slots",
-      );
+      const slots = await env.runtime.db.query<{
+        state: string;
+        reason: string | null;
+        slot: string;
+        product_sku: string;
+      }>("select product_sku, slot, state, reason from product_slots");
       assert.equal(slots.length, report.slotsPlanned);
       for (const slot of slots) {
-        assert.ok(["published", "needs_review"].includes(slot.state), `${slot.product_sku}/${slot.slot} is ${slot.state}`);
+        assert.ok(
+          ["published", "needs_review"].includes(slot.state),
+          `${slot.product_sku}/${slot.slot} is ${slot.state}`,
+        );
         if (slot.state === "needs_review") {
           // The honest fallback: only angles without a reference photo go to review, with a reason.
           assert.match(slot.slot, /^angle-/);
@@ -52,12 +68,23 @@ for (const backend of BACKENDS) {
         }
       }
       const coverage = await catalogueCoverage(env.runtime.db);
-      assert.equal(coverage.publishedSlots, slots.filter((slot) => slot.state === "published").length);
-      assert.ok(coverage.productCoverage > 0.7 && coverage.productCoverage < 1, `coverage ${coverage.productCoverage}`);
+      assert.equal(
+        coverage.publishedSlots,
+        slots.filter((slot) => slot.state === "published").length,
+      );
+      assert.ok(
+        coverage.productCoverage > 0.7 && coverage.productCoverage < 1,
+        `coverage ${coverage.productCoverage}`,
+      );
     });
 
     it("stores each published asset content-addressed, with the recipe hash in its XMP", async () => {
-      const assets = await env.runtime.db.query<{ sha256: string; ext: string; recipe_hash: string; width: number }>(
+      const assets = await env.runtime.db.query<{
+        sha256: string;
+        ext: string;
+        recipe_hash: string;
+        width: number;
+      }>(
         "select a.sha256, a.ext, a.recipe_hash, a.width from assets a join product_slots ps on ps.asset_id = a.id",
       );
       assert.ok(assets.length > 40);
@@ -74,13 +101,23 @@ for (const backend of BACKENDS) {
 
     it("creates no job or asset when the same catalogue is imported again, in either format", async () => {
       const countsBefore = await counts(env);
-      const again = await importCatalogue(env.runtime.intake, SAMPLE, { dryRun: false, print: quiet });
+      const again = await importCatalogue(env.runtime.intake, SAMPLE, {
+        dryRun: false,
+        print: quiet,
+      });
       assert.equal(again.jobsCreated, 0);
       assert.equal(again.unchanged, again.accepted);
-      const csv = await importCatalogue(env.runtime.intake, SAMPLE_CSV, { dryRun: false, print: quiet });
+      const csv = await importCatalogue(env.runtime.intake, SAMPLE_CSV, {
+        dryRun: false,
+        print: quiet,
+      });
       assert.deepEqual(csv.rejected, []);
       assert.equal(csv.jobsCreated, 0, "the CSV form describes the same products and recipes");
-      await waitFor(async () => (await countOpenJobs(env.runtime.db)) === 0, "no open jobs", 10_000);
+      await waitFor(
+        async () => (await countOpenJobs(env.runtime.db)) === 0,
+        "no open jobs",
+        10_000,
+      );
       assert.deepEqual(await counts(env), countsBefore);
     });
   });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import type { FastifyInstance, InjectOptions } from "fastify";
 import { buildApp } from "../../src/http/app.js";
 import type { Worker } from "../../src/queue/worker.js";
@@ -30,12 +30,21 @@ for (const backend of BACKENDS) {
 
     const problemOf = (response: { headers: Record<string, unknown>; json(): unknown }) => {
       assert.match(String(response.headers["content-type"]), /^application\/problem\+json/);
-      return response.json() as { type: string; title: string; status: number; detail: string; code: string };
+      return response.json() as {
+        type: string;
+        title: string;
+        status: number;
+        detail: string;
+        code: string;
+      };
     };
 
     it("answers health and readiness", async () => {
       assert.deepEqual((await app.inject("/healthz")).json(), { status: "ok" });
-      const ready = (await app.inject("/readyz")).json() as { status: string; schemaVersion: number };
+      const ready = (await app.inject("/readyz")).json() as {
+        status: string;
+        schemaVersion: number;
+      };
       assert.equal(ready.status, "ready");
       assert.equal(ready.schemaVersion, 1);
     });
@@ -67,11 +76,20 @@ for (const backend of BACKENDS) {
       });
       assert.equal(replay.statusCode, 200);
       assert.equal((replay.json() as { jobsCreated: number }).jobsCreated, 0);
-      await waitFor(async () => (await countOpenJobs(env.runtime.db)) === 0, "jobs to finish", 60_000);
+      await waitFor(
+        async () => (await countOpenJobs(env.runtime.db)) === 0,
+        "jobs to finish",
+        60_000,
+      );
 
       const product = (await app.inject("/v1/products/MUG-HTTP")).json() as {
         coverage: { complete: number; required: number };
-        slots: { slot: string; state: string; reason: string | null; asset: { id: number; url: string } | null }[];
+        slots: {
+          slot: string;
+          state: string;
+          reason: string | null;
+          asset: { id: number; url: string } | null;
+        }[];
       };
       assert.deepEqual(
         product.slots.map((slot) => [slot.slot, slot.state]),
@@ -118,9 +136,13 @@ for (const backend of BACKENDS) {
         incomplete.products.map((item) => item.sku),
         ["MUG-HTTP"],
       );
-      const complete = (await app.inject("/v1/products?coverage=complete")).json() as { products: unknown[] };
+      const complete = (await app.inject("/v1/products?coverage=complete")).json() as {
+        products: unknown[];
+      };
       assert.deepEqual(complete.products, []);
-      const page = (await app.inject("/v1/products?limit=1")).json() as { nextCursor: string | null };
+      const page = (await app.inject("/v1/products?limit=1")).json() as {
+        nextCursor: string | null;
+      };
       assert.ok(page.nextCursor);
       const next = (await app.inject(`/v1/products?limit=1&cursor=${page.nextCursor}`)).json() as {
         products: unknown[];
@@ -135,9 +157,13 @@ for (const backend of BACKENDS) {
       assert.equal(coverage.products, 1);
       assert.equal(coverage.requiredSlots, 5);
       assert.equal(coverage.publishedSlots, 2);
-      const jobs = (await app.inject("/v1/jobs?state=needs_review")).json() as { jobs: { id: number; lastError: string }[] };
+      const jobs = (await app.inject("/v1/jobs?state=needs_review")).json() as {
+        jobs: { id: number; lastError: string }[];
+      };
       assert.equal(jobs.jobs.length, 3);
-      const job = (await app.inject(`/v1/jobs/${jobs.jobs[0]?.id}`)).json() as { attemptLog: { outcome: string }[] };
+      const job = (await app.inject(`/v1/jobs/${jobs.jobs[0]?.id}`)).json() as {
+        attemptLog: { outcome: string }[];
+      };
       assert.equal(job.attemptLog[0]?.outcome, "cannot_make");
     });
 
@@ -162,20 +188,39 @@ for (const backend of BACKENDS) {
         ["missing asset", `/a/${"0".repeat(64)}.jpg`, 404, "not_found"],
         [
           "invalid JSON",
-          { method: "POST", url: "/v1/products", payload: "{nope", headers: { "content-type": "application/json" } },
+          {
+            method: "POST",
+            url: "/v1/products",
+            payload: "{nope",
+            headers: { "content-type": "application/json" },
+          },
           400,
           "invalid_json",
         ],
         [
           "body that is not JSON",
-          { method: "POST", url: "/v1/products", payload: "sku=x", headers: { "content-type": "text/plain" } },
+          {
+            method: "POST",
+            url: "/v1/products",
+            payload: "sku=x",
+            headers: { "content-type": "text/plain" },
+          },
           415,
           "invalid_request",
         ],
-        ["product without a title", { method: "POST", url: "/v1/products", payload: { sku: "X", category: "home" } }, 422, "invalid_request"],
+        [
+          "product without a title",
+          { method: "POST", url: "/v1/products", payload: { sku: "X", category: "home" } },
+          422,
+          "invalid_request",
+        ],
         [
           "batch over the limit",
-          { method: "POST", url: "/v1/products", payload: { products: Array.from({ length: 1001 }, () => ({})) } },
+          {
+            method: "POST",
+            url: "/v1/products",
+            payload: { products: Array.from({ length: 1001 }, () => ({})) },
+          },
           422,
           "invalid_request",
         ],
@@ -204,7 +249,12 @@ for (const backend of BACKENDS) {
         url: "/v1/products",
         payload: {
           products: [
-            { sku: "BATCH-1", title: "Mug", category: "home", referenceImages: [{ base64: photo.toString("base64") }] },
+            {
+              sku: "BATCH-1",
+              title: "Mug",
+              category: "home",
+              referenceImages: [{ base64: photo.toString("base64") }],
+            },
             { sku: "../BATCH-2", title: "Mug", category: "home" },
           ],
         },

@@ -4,13 +4,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { importCatalogue } from "../../src/cli/import.js";
 import { ShotlistError } from "../../src/domain/errors.js";
 import { submitProduct } from "../../src/intake/submit.js";
-import { pngBomb } from "../helpers/images.js";
 import { BACKENDS, createTestRuntime, type TestRuntime } from "../helpers/backends.js";
+import { pngBomb } from "../helpers/images.js";
 
 const IMAGES = fileURLToPath(new URL("../../examples/catalogue/images/", import.meta.url));
 const photo = readFileSync(join(IMAGES, "MUG-STONEWARE-0.jpg"));
@@ -35,7 +35,7 @@ for (const backend of BACKENDS) {
     before(async () => {
       env = await createTestRuntime(backend, { SHOTLIST_MAX_PIXELS: "30000000" });
       bomb = pngBomb();
-      server = createServer((request, response) => {
+      server = createServer((_request, response) => {
         response.writeHead(200, { "content-type": "image/jpeg" }).end(photo);
       });
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -72,7 +72,9 @@ for (const backend of BACKENDS) {
     }
 
     it("refuses an unknown category, naming the known ones", async () => {
-      const error = await rejection(submitProduct(env.runtime.intake, product({ category: "spaceships" })));
+      const error = await rejection(
+        submitProduct(env.runtime.intake, product({ category: "spaceships" })),
+      );
       assert.equal(error.code, "unknown_category");
       assert.match(error.message, /apparel/);
       await nothingWritten();
@@ -80,7 +82,12 @@ for (const backend of BACKENDS) {
 
     it("refuses a reference image that does not decode", async () => {
       const error = await rejection(
-        submitProduct(env.runtime.intake, product({ referenceImages: [{ base64: Buffer.from("not an image").toString("base64") }] })),
+        submitProduct(
+          env.runtime.intake,
+          product({
+            referenceImages: [{ base64: Buffer.from("not an image").toString("base64") }],
+          }),
+        ),
       );
       assert.equal(error.code, "reference_image_undecodable");
       assert.match(error.message, /referenceImages\.0/);
@@ -90,7 +97,10 @@ for (const backend of BACKENDS) {
     it("refuses a truncated JPEG", async () => {
       const truncated = photo.subarray(0, Math.floor(photo.length / 2));
       const error = await rejection(
-        submitProduct(env.runtime.intake, product({ referenceImages: [{ base64: truncated.toString("base64") }] })),
+        submitProduct(
+          env.runtime.intake,
+          product({ referenceImages: [{ base64: truncated.toString("base64") }] }),
+        ),
       );
       assert.equal(error.code, "reference_image_undecodable");
       await nothingWritten();
@@ -98,34 +108,53 @@ for (const backend of BACKENDS) {
 
     it("refuses a decompression bomb by its declared size", async () => {
       const error = await rejection(
-        submitProduct(env.runtime.intake, product({ referenceImages: [{ base64: bomb.toString("base64") }] })),
+        submitProduct(
+          env.runtime.intake,
+          product({ referenceImages: [{ base64: bomb.toString("base64") }] }),
+        ),
       );
       assert.equal(error.code, "reference_image_too_large");
       await nothingWritten();
     });
 
     it("refuses a reference path from an HTTP body, and a missing file from an import", async () => {
-      const fromHttp = await rejection(submitProduct(env.runtime.intake, product({ referenceImages: [{ path: "/etc/passwd" }] })));
+      const fromHttp = await rejection(
+        submitProduct(env.runtime.intake, product({ referenceImages: [{ path: "/etc/passwd" }] })),
+      );
       assert.equal(fromHttp.code, "invalid_request");
       const missing = await rejection(
-        submitProduct(env.runtime.intake, product({ referenceImages: [{ path: "nope.jpg" }] }), { baseDir: tmpdir() }),
+        submitProduct(env.runtime.intake, product({ referenceImages: [{ path: "nope.jpg" }] }), {
+          baseDir: tmpdir(),
+        }),
       );
       assert.equal(missing.code, "reference_image_missing");
       await nothingWritten();
     });
 
     it("refuses reference URLs that resolve to loopback or private addresses", async () => {
-      for (const url of [serverUrl, "http://169.254.169.254/latest/meta-data/", "http://10.0.0.8/x.jpg", "http://[::1]/x.jpg"]) {
-        const error = await rejection(submitProduct(env.runtime.intake, product({ referenceImages: [{ url }] })));
+      for (const url of [
+        serverUrl,
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/x.jpg",
+        "http://[::1]/x.jpg",
+      ]) {
+        const error = await rejection(
+          submitProduct(env.runtime.intake, product({ referenceImages: [{ url }] })),
+        );
         assert.equal(error.code, "reference_url_forbidden", url);
       }
       await nothingWritten();
     });
 
     it("refuses unknown fields and too many variants", async () => {
-      const unknown = await rejection(submitProduct(env.runtime.intake, product({ colour: "red" })));
+      const unknown = await rejection(
+        submitProduct(env.runtime.intake, product({ colour: "red" })),
+      );
       assert.equal(unknown.code, "invalid_request");
-      const variants = Array.from({ length: 251 }, (_, index) => ({ sku: `V-${index}`, attributes: {} }));
+      const variants = Array.from({ length: 251 }, (_, index) => ({
+        sku: `V-${index}`,
+        attributes: {},
+      }));
       const tooMany = await rejection(submitProduct(env.runtime.intake, product({ variants })));
       assert.match(tooMany.message, /at most 250 variants/);
       await nothingWritten();
@@ -150,7 +179,10 @@ for (const backend of BACKENDS) {
           "GOOD-9,Third Mug,home,sand,,photo.jpg",
         ].join("\n"),
       );
-      const report = await importCatalogue(env.runtime.intake, join(dir, "catalogue.csv"), { dryRun: false, print: quiet });
+      const report = await importCatalogue(env.runtime.intake, join(dir, "catalogue.csv"), {
+        dryRun: false,
+        print: quiet,
+      });
       assert.equal(report.accepted, 3);
       assert.deepEqual(
         report.rejected.map((bad) => bad.line),
@@ -160,7 +192,9 @@ for (const backend of BACKENDS) {
       assert.match(report.rejected[1]?.error ?? "", /invalid_sku/);
       assert.match(report.rejected[4]?.error ?? "", /reference_image_undecodable/);
       assert.match(report.rejected[5]?.error ?? "", /reference_image_missing/);
-      const products = await env.runtime.db.query<{ sku: string }>("select sku from products order by sku");
+      const products = await env.runtime.db.query<{ sku: string }>(
+        "select sku from products order by sku",
+      );
       assert.deepEqual(
         products.map((row) => row.sku),
         ["GOOD-1", "GOOD-3", "GOOD-9"],
@@ -173,9 +207,19 @@ for (const backend of BACKENDS) {
       writeFileSync(
         join(dir, "catalogue.jsonl"),
         [
-          JSON.stringify({ sku: "DRY-1", title: "Dry Mug", category: "home", referenceImages: [{ path: "photo.jpg" }] }),
+          JSON.stringify({
+            sku: "DRY-1",
+            title: "Dry Mug",
+            category: "home",
+            referenceImages: [{ path: "photo.jpg" }],
+          }),
           "{not json",
-          JSON.stringify({ sku: "DRY-3", title: "Dry Tee", category: "apparel", variants: [{ sku: "DRY-3-RED", attributes: { color: "red" } }] }),
+          JSON.stringify({
+            sku: "DRY-3",
+            title: "Dry Tee",
+            category: "apparel",
+            variants: [{ sku: "DRY-3-RED", attributes: { color: "red" } }],
+          }),
         ].join("\n"),
       );
       const before = await env.runtime.db.query("select sku from products");
@@ -185,7 +229,10 @@ for (const backend of BACKENDS) {
         print: (line) => lines.push(line),
       });
       assert.equal(report.accepted, 2);
-      assert.deepEqual(report.rejected.map((bad) => bad.line), [2]);
+      assert.deepEqual(
+        report.rejected.map((bad) => bad.line),
+        [2],
+      );
       assert.equal(report.slotsPlanned, 5 + 6);
       assert.ok(lines.some((line) => line.startsWith("plan DRY-1 (home): hero, angle-1")));
       assert.deepEqual(await env.runtime.db.query("select sku from products"), before);

@@ -13,7 +13,12 @@ async function addJobs(db: Db, kind: string, count: number, maxAttempts = 3): Pr
   const ids: number[] = [];
   for (let index = 0; index < count; index++) {
     const job = await db.transaction((tx) =>
-      enqueueJob(tx, { kind, key: `${kind}:${index}:${Math.random()}`, payload: { index }, maxAttempts }),
+      enqueueJob(tx, {
+        kind,
+        key: `${kind}:${index}:${Math.random()}`,
+        payload: { index },
+        maxAttempts,
+      }),
     );
     ids.push(job.id);
   }
@@ -35,7 +40,12 @@ for (const backend of BACKENDS) {
         enqueueJob(tx, { kind: "dedupe", key: "dedupe:same", payload: {}, maxAttempts: 3 }),
       );
       const second = await db.transaction((tx) =>
-        enqueueJob(tx, { kind: "dedupe", key: "dedupe:same", payload: { other: true }, maxAttempts: 3 }),
+        enqueueJob(tx, {
+          kind: "dedupe",
+          key: "dedupe:same",
+          payload: { other: true },
+          maxAttempts: 3,
+        }),
       );
       assert.equal(first.created, true);
       assert.equal(second.created, false);
@@ -47,7 +57,9 @@ for (const backend of BACKENDS) {
     it("never hands the same job to two concurrent claimers", async () => {
       const ids = await addJobs(db, "claim-race", 40);
       const claims = await Promise.all(
-        Array.from({ length: 8 }, (_, index) => claimJobs(db, `w${index}`, 7, 60_000, ["claim-race"])),
+        Array.from({ length: 8 }, (_, index) =>
+          claimJobs(db, `w${index}`, 7, 60_000, ["claim-race"]),
+        ),
       );
       const claimed = claims.flat().map((job) => job.id);
       assert.equal(new Set(claimed).size, claimed.length, "a job was claimed twice");
@@ -62,7 +74,11 @@ for (const backend of BACKENDS) {
       const [id] = await addJobs(db, "lease", 1);
       const [first] = await claimJobs(db, "dead-worker", 1, 50, ["lease"]);
       assert.equal(first?.id, id);
-      assert.deepEqual(await claimJobs(db, "other", 1, 60_000, ["lease"]), [], "the lease still holds");
+      assert.deepEqual(
+        await claimJobs(db, "other", 1, 60_000, ["lease"]),
+        [],
+        "the lease still holds",
+      );
       const second = await waitFor(
         async () => (await claimJobs(db, "live-worker", 1, 60_000, ["lease"]))[0],
         "the expired lease to be claimable",
@@ -71,9 +87,13 @@ for (const backend of BACKENDS) {
       assert.equal(second.id, id);
       assert.equal(second.attempts, 2);
       assert.equal(second.previous_worker, "dead-worker");
-      const late = await db.transaction((tx) => finishJob(tx, id ?? 0, "dead-worker", { state: "succeeded" }));
+      const late = await db.transaction((tx) =>
+        finishJob(tx, id ?? 0, "dead-worker", { state: "succeeded" }),
+      );
       assert.equal(late, false, "the worker that lost the lease must not finish the job");
-      const done = await db.transaction((tx) => finishJob(tx, id ?? 0, "live-worker", { state: "succeeded" }));
+      const done = await db.transaction((tx) =>
+        finishJob(tx, id ?? 0, "live-worker", { state: "succeeded" }),
+      );
       assert.equal(done, true);
       assert.equal((await getJob(db, id ?? 0))?.state, "succeeded");
     });
@@ -157,7 +177,9 @@ for (const backend of BACKENDS) {
         },
         async onNeedsReview() {},
       };
-      const workers = [1, 2].map(() => startWorker({ db, log, pollMs: 10, concurrency: 3, handlers: { bulk: handler } }));
+      const workers = [1, 2].map(() =>
+        startWorker({ db, log, pollMs: 10, concurrency: 3, handlers: { bulk: handler } }),
+      );
       try {
         await waitFor(async () => {
           const [row] = await db.query<{ count: number }>(
@@ -166,7 +188,10 @@ for (const backend of BACKENDS) {
           return row?.count === ids.length;
         }, "all bulk jobs to succeed");
         assert.equal(runs.size, ids.length);
-        assert.ok([...runs.values()].every((count) => count === 1), "a job ran twice");
+        assert.ok(
+          [...runs.values()].every((count) => count === 1),
+          "a job ran twice",
+        );
       } finally {
         await Promise.all(workers.map((worker) => worker.stop()));
       }

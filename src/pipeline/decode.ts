@@ -1,0 +1,116 @@
+import sharp, { type Metadata } from "sharp";
+import { ShotlistError } from "../domain/errors.js";
+
+/** Pixel limit for any image we decode (DESIGN §9): 40 MP covers every real camera photo. */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+export interface DecodedImageInfo {
+  width: number;
+  height: number;
+  /** sharp's name for the container, with "heif" carrying AV1 reported as "avif". */
+  format: string;
+  hasAlpha: boolean;
+}
+
+/** Interleaved 8-bit pixels, the form every per-pixel step of the pipeline works on. */
+export interface RawImage {
+  data: Buffer;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+}
+
+/** An RGBA raw image: what cut-outs, crops and placed subjects are. */
+export interface RgbaImage extends RawImage {
+  channels: 4;
+}
+
+/**
+ * Checks that `bytes` are an image we can fully decode, without letting a decompression bomb
+ * allocate its pixels: the header's size is checked against `maxPixels` first, and libvips gets
+ * the same limit as a second guard. A truncated file fails (libvips reads to the last scanline).
+ */
+export async function decodeImage(
+  bytes: Buffer,
+  options: { maxPixels: number },
+): Promise<DecodedImageInfo> {
+  const info = await readHeader(bytes, options.maxPixels);
+  try {
+    // stats() pulls every pixel through the decoder but keeps none of them.
+    await sharp(bytes, { failOn: "truncated", limitInputPixels: options.maxPixels }).stats();
+  } catch (cause) {
+    throw new ShotlistError("image_undecodable", `image does not decode: ${reason(cause)}`, {
+      status: 422,
+      cause,
+    });
+  }
+  return info;
+}
+
+/**
+ * Decodes to 8-bit sRGB RGBA, honouring EXIF orientation, after the same pixel-limit guard as
+ * `decodeImage`. `maxWorkingPixels` shrinks very large photos first, so per-pixel steps stay fast.
+ */
+export async function decodeToRgba(
+  bytes: Buffer,
+  options: { maxPixels: number; maxWorkingPixels?: number },
+): Promise<RgbaImage> {
+  const info = await readHeader(bytes, options.maxPixels);
+  let pipeline = sharp(bytes, { failOn: "truncated", limitInputPixels: options.maxPixels })
+    .autoOrient()
+    .toColourspace("srgb")
+    .ensureAlpha();
+  const maxWorkingPixels = options.maxWorkingPixels ?? Number.POSITIVE_INFINITY;
+  if (info.width * info.height > maxWorkingPixels) {
+    const scale = Math.sqrt(maxWorkingPixels / (info.width * info.height));
+    // Orientation may swap the sides; a square bound on the long side keeps either way right.
+    const longSidePx = Math.floor(Math.max(info.width, info.height) * scale);
+    pipeline = pipeline.resize({ width: longSidePx, height: longSidePx, fit: "inside" });
+  }
+  try {
+    const { data, info: rawInfo } = await pipeline
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    return { data, width: rawInfo.width, height: rawInfo.height, channels: 4 };
+  } catch (cause) {
+    throw new ShotlistError("image_undecodable", `image does not decode: ${reason(cause)}`, {
+      status: 422,
+      cause,
+    });
+  }
+}
+
+async function readHeader(bytes: Buffer, maxPixels: number): Promise<DecodedImageInfo> {
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (cause) {
+    throw new ShotlistError("image_undecodable", `image does not decode: ${reason(cause)}`, {
+      status: 422,
+      cause,
+    });
+  }
+  const { width, height } = metadata;
+  if (!width || !height || !metadata.format) {
+    throw new ShotlistError("image_undecodable", "image header has no size or format", {
+      status: 422,
+    });
+  }
+  // Every page of a multi-page file is decoded by some steps, so all pages count.
+  const pages = Math.max(1, metadata.pages ?? 1);
+  if (width * height * pages > maxPixels) {
+    throw new ShotlistError(
+      "image_too_large",
+      `image is ${width}×${height}${pages > 1 ? ` × ${pages} pages` : ""} pixels; the limit is ${maxPixels} pixels`,
+      { status: 413, extra: { width, height, maxPixels } },
+    );
+  }
+  const format =
+    metadata.format === "heif" && metadata.compression === "av1" ? "avif" : metadata.format;
+  return { width, height, format, hasAlpha: metadata.hasAlpha };
+}
+
+function reason(cause: unknown): string {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return message.split("\n")[0]?.trim() || "unknown decoder error";
+}

@@ -1,0 +1,62 @@
+import sharp from "sharp";
+import { ShotlistError } from "../../domain/errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
+import { PIPELINE_VERSION, renderRecipe } from "../../pipeline/render.js";
+import type { CallContext, ImageProvider, ProviderRequest, ProviderResult } from "../provider.js";
+
+export interface LocalProviderOptions {
+  /**
+   * Largest reference photo, in pixels, the pipeline will decode; default 40 000 000.
+   * Security: this is the decompression-bomb guard (DESIGN §9); raise it with care.
+   */
+  maxPixels?: number;
+}
+
+/**
+ * The built-in provider (DESIGN §6): real image work on sharp/libvips, no network, no cost.
+ * It is the embedded default and the last automatic fallback before human review.
+ */
+export function createLocalProvider(options: LocalProviderOptions = {}): ImageProvider {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  return {
+    name: "local",
+    operations: ["compose", "remove-background"],
+    modelVersion(_model: string): string {
+      return `sharp ${sharp.versions.sharp} / vips ${sharp.versions.vips} / pipeline ${PIPELINE_VERSION}`;
+    },
+    estimateCostMicros(_request: ProviderRequest): number {
+      return 0;
+    },
+    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
+      let result: Awaited<ReturnType<typeof renderRecipe>>;
+      try {
+        result = await renderRecipe(request.recipe, request.references, {
+          maxPixels,
+          recipeHash: request.recipeHash,
+          signal: context.signal,
+        });
+      } catch (error) {
+        if (error instanceof ShotlistError || context.signal.aborted) throw error;
+        // The pipeline is deterministic: a libvips failure on these inputs fails the same way
+        // next time, so it is permanent and moves the slot down its chain instead of retrying.
+        throw new ShotlistError(
+          "provider_error",
+          `local pipeline failed: ${(error as Error).message}`,
+          {
+            status: 500,
+            retryable: false,
+            cause: error,
+          },
+        );
+      }
+      return {
+        bytes: result.bytes,
+        format: result.format,
+        width: result.width,
+        height: result.height,
+        costMicros: 0,
+        ...(result.subjectFill === undefined ? {} : { subjectFill: result.subjectFill }),
+      };
+    },
+  };
+}
