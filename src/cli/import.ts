@@ -26,7 +26,10 @@ export interface ImportReport {
   created: number;
   changed: number;
   unchanged: number;
+  /** The first MAX_REPORTED_REJECTIONS bad rows (memory stays flat on a file of bad rows). */
   rejected: { line: number; sku?: string; error: string }[];
+  /** Every bad row, including those past the reported ones. */
+  rejectedCount: number;
   jobsCreated: number;
   slotsPlanned: number;
   slotsByName: Record<string, number>;
@@ -61,6 +64,7 @@ export async function importCatalogue(
     changed: 0,
     unchanged: 0,
     rejected: [],
+    rejectedCount: 0,
     jobsCreated: 0,
     slotsPlanned: 0,
     slotsByName: {},
@@ -78,7 +82,7 @@ export async function importCatalogue(
   const update = (bytes?: number) =>
     bar?.update(bytes ?? bar.getProgress() * size, {
       rows: report.rows,
-      rejected: report.rejected.length,
+      rejected: report.rejectedCount,
     });
 
   const concurrency = options.dryRun ? 1 : (options.concurrency ?? 4);
@@ -126,14 +130,14 @@ export async function importCatalogue(
       for (const slot of result.slots) countPlan(report, slot.slot, "", 0);
     } catch (error) {
       if (!(error instanceof ShotlistError)) throw error;
-      report.rejected.push({ line, sku: skuOf(body), error: errorMessage(error) });
+      reject(report, { line, sku: skuOf(body), error: errorMessage(error) });
     }
   };
 
   for await (const record of readCatalogue(absolute, format, (bytes) => update(bytes))) {
     report.rows++;
     if ("error" in record) {
-      report.rejected.push({ line: record.line, error: record.error });
+      reject(report, { line: record.line, error: record.error });
       continue;
     }
     const task = handle(record.line, record.body).finally(() => inFlight.delete(task));
@@ -146,6 +150,13 @@ export async function importCatalogue(
   if (options.dryRun && report.accepted > 20) print(`… and ${report.accepted - 20} more products`);
   report.rejected.sort((a, b) => a.line - b.line);
   return report;
+}
+
+export const MAX_REPORTED_REJECTIONS = 1000;
+
+function reject(report: ImportReport, bad: ImportReport["rejected"][number]) {
+  report.rejectedCount++;
+  if (report.rejected.length < MAX_REPORTED_REJECTIONS) report.rejected.push(bad);
 }
 
 function countPlan(report: ImportReport, slot: string, provider: string, costMicros: number) {
@@ -163,6 +174,9 @@ export function printImportReport(
   for (const bad of report.rejected) {
     print(`line ${bad.line}${bad.sku ? ` (${bad.sku})` : ""}: ${bad.error}`);
   }
+  if (report.rejectedCount > report.rejected.length) {
+    print(`… and ${report.rejectedCount - report.rejected.length} more rejected rows`);
+  }
   const slots = Object.entries(report.slotsByName)
     .map(([slot, count]) => `${slot} ${count}`)
     .join(", ");
@@ -171,14 +185,14 @@ export function printImportReport(
       .map(([provider, micros]) => `${provider} $${(micros / 1e6).toFixed(2)}`)
       .join(", ");
     print(
-      `dry run: ${report.rows} rows, ${report.accepted} products valid, ${report.rejected.length} rejected; ` +
+      `dry run: ${report.rows} rows, ${report.accepted} products valid, ${report.rejectedCount} rejected; ` +
         `${report.slotsPlanned} slots planned (${slots}); up to ${report.jobsCreated} jobs; ` +
         `estimated provider cost: ${cost || "$0.00"}. Nothing was written.`,
     );
   } else {
     print(
       `imported ${report.rows} rows: ${report.created} new, ${report.changed} changed, ${report.unchanged} unchanged, ` +
-        `${report.rejected.length} rejected; ${report.jobsCreated} jobs created for ${report.slotsPlanned} slots.`,
+        `${report.rejectedCount} rejected; ${report.jobsCreated} jobs created for ${report.slotsPlanned} slots.`,
     );
   }
 }
