@@ -36,8 +36,13 @@ export async function decodeImage(
 ): Promise<DecodedImageInfo> {
   const info = await readHeader(bytes, options.maxPixels);
   try {
-    // stats() pulls every pixel through the decoder but keeps none of them.
-    await sharp(bytes, { failOn: "truncated", limitInputPixels: options.maxPixels }).stats();
+    // A tiny thumbnail still runs the whole compressed stream through the decoder (a truncated
+    // file fails), but JPEG shrink-on-load decodes at 1/8 scale: measured 4 ms against 65 ms
+    // for stats() on a 1200×1200 sample photo.
+    await sharp(bytes, { failOn: "truncated", limitInputPixels: options.maxPixels })
+      .resize(64, 64, { fit: "inside" })
+      .raw()
+      .toBuffer();
   } catch (cause) {
     throw new ShotlistError("image_undecodable", `image does not decode: ${reason(cause)}`, {
       status: 422,
