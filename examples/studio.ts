@@ -11,6 +11,7 @@
  * Deterministic: the same spec gives byte-identical JPEG and mask (seeded PRNG, no Math.random).
  */
 import sharp from "sharp";
+import { seededRandom } from "../src/pipeline/colors.js";
 
 export const PRODUCT_KINDS = [
   "tshirt",
@@ -69,7 +70,7 @@ const DESIGN_SIZE = 1000;
 export async function drawStudioPhoto(spec: StudioSpec): Promise<StudioPhoto> {
   validateSpec(spec);
   const { width, height } = spec;
-  const random = mulberry32(spec.seed);
+  const random = seededRandom(spec.seed);
   const placement = placeSubject(spec, random);
   const drawing = drawKind(spec.kind, spec.view, parseHex(spec.color));
   const backdrop = drawBackdrop(spec, random);
@@ -125,18 +126,6 @@ function validateSpec(spec: StudioSpec): void {
 
 // ---------------------------------------------------------------------------------------------
 // Randomness, colour
-
-/** mulberry32: tiny, fast, and good enough for jitter and noise; seeded so output is stable. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rgb = readonly [number, number, number];
 
