@@ -22,6 +22,7 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { resolveColor } from "../src/domain/colors.js";
 import { drawStudioPhoto, type ProductKind, type StudioSpec } from "./studio.js";
 
 /** Size of the shipped reference photos: a typical photographer's export for e-commerce. */
@@ -51,31 +52,33 @@ export const CATEGORY_OF_KIND: Readonly<Record<ProductKind, Category>> = {
  * Colour names as a merchandiser types them, with the hex the photos are drawn in. The values
  * agree with src/domain/colors.ts so a swatch made from the name matches the photo.
  */
-export const COLOR_HEX: Readonly<Record<string, string>> = {
-  black: "#111111",
-  white: "#f7f7f5",
-  cream: "#f3ead3",
-  sand: "#d8c3a0",
-  tan: "#c8a27a",
-  brown: "#6b4226",
-  grey: "#8a8d91",
-  charcoal: "#36393d",
-  navy: "#1f2a44",
-  blue: "#2f5fb3",
-  sky: "#8ec5e8",
-  teal: "#1b7f7a",
-  forest: "#228b22",
-  olive: "#6b6b2a",
-  sage: "#9caf88",
-  mustard: "#d4a017",
-  orange: "#e8772e",
-  rust: "#b7472a",
-  red: "#c62828",
-  burgundy: "#800020",
-  pink: "#f2a0b6",
-  lavender: "#b8a6d9",
-  terracotta: "#c8643b",
-};
+export const COLOR_HEX: Readonly<Record<string, string>> = Object.fromEntries(
+  [
+    "black",
+    "white",
+    "cream",
+    "sand",
+    "tan",
+    "brown",
+    "grey",
+    "charcoal",
+    "navy",
+    "blue",
+    "sky",
+    "teal",
+    "forest",
+    "olive",
+    "sage",
+    "mustard",
+    "orange",
+    "rust",
+    "red",
+    "burgundy",
+    "pink",
+    "lavender",
+    "terracotta",
+  ].map((name) => [name, resolveColor(name) ?? "#808080"]),
+);
 
 /** One product as the sample describes it, before it is turned into rows. */
 export interface SampleProduct {

@@ -50,29 +50,24 @@ for (const backend of BACKENDS) {
     });
 
     it("accepts a product, images it, and shows its slots, coverage and assets", async () => {
+      const mug = {
+        sku: "MUG-HTTP",
+        title: "Stoneware Mug",
+        category: "home",
+        attributes: { color: "sand" },
+        referenceImages: [{ base64: photo.toString("base64") }],
+      };
       const created = await app.inject({
         method: "POST",
         url: "/v1/products",
-        payload: {
-          sku: "MUG-HTTP",
-          title: "Stoneware Mug",
-          category: "home",
-          attributes: { color: "sand" },
-          referenceImages: [{ base64: photo.toString("base64") }],
-        },
+        payload: mug,
       });
       assert.equal(created.statusCode, 201, created.body);
       assert.equal((created.json() as { jobsCreated: number }).jobsCreated, 5);
       const replay = await app.inject({
         method: "POST",
         url: "/v1/products",
-        payload: {
-          sku: "MUG-HTTP",
-          title: "Stoneware Mug",
-          category: "home",
-          attributes: { color: "sand" },
-          referenceImages: [{ base64: photo.toString("base64") }],
-        },
+        payload: mug,
       });
       assert.equal(replay.statusCode, 200);
       assert.equal((replay.json() as { jobsCreated: number }).jobsCreated, 0);
