@@ -99,17 +99,9 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
         onFinished: (job, state, durationMs) =>
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000),
       });
+      // close() stops every worker it started; stopping one twice is harmless.
       workers.add(worker);
-      const stop = worker.stop;
-      return {
-        ...worker,
-        wake: worker.wake,
-        running: worker.running,
-        async stop() {
-          await stop();
-          workers.delete(worker);
-        },
-      };
+      return worker;
     },
     async close() {
       await Promise.all([...workers].map((worker) => worker.stop()));
