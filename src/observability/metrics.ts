@@ -8,8 +8,10 @@ export interface Metrics {
   jobDuration: Histogram<"kind" | "state">;
   linkDuration: Histogram<"provider" | "slot" | "outcome">;
   httpRequests: Counter<"route" | "method" | "status">;
-  /** /i/ requests by outcome: hit, rendition_made, fallback. */
+  /** /i/ requests by outcome: hit, rendition_made, generated (within the deadline), fallback. */
   onDemandRequests: Counter<"outcome">;
+  /** /i/ requests that waited for a slot's render and gave up at the deadline. */
+  onDemandDeadlineMisses: Counter;
   /** Time to make one rendition (decode, resize, encode, store), by format. */
   renditionDuration: Histogram<"format">;
 }
@@ -43,8 +45,13 @@ export function createMetrics(db: Queryable): Metrics {
   });
   const onDemandRequests = new Counter({
     name: "shotlist_ondemand_requests_total",
-    help: "On-demand /i/ image requests by outcome (hit, rendition_made, fallback)",
+    help: "On-demand /i/ image requests by outcome (hit, rendition_made, generated, fallback)",
     labelNames: ["outcome"],
+    registers: [registry],
+  });
+  const onDemandDeadlineMisses = new Counter({
+    name: "shotlist_ondemand_deadline_misses_total",
+    help: "On-demand requests that waited for a slot's render past the deadline and fell back",
     registers: [registry],
   });
   const renditionDuration = new Histogram({
@@ -90,6 +97,7 @@ export function createMetrics(db: Queryable): Metrics {
     linkDuration,
     httpRequests,
     onDemandRequests,
+    onDemandDeadlineMisses,
     renditionDuration,
   };
 }

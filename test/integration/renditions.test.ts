@@ -3,10 +3,12 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
 import sharp from "sharp";
 import { signRenditionUrl } from "../../src/domain/rendition.js";
 import { buildApp } from "../../src/http/app.js";
+import { errorHandler } from "../../src/http/problem.js";
+import { renditionRoutes } from "../../src/http/routes/renditions.js";
 import { submitProduct } from "../../src/intake/submit.js";
 import type { Worker } from "../../src/queue/worker.js";
 import { countOpenJobs } from "../../src/store/jobs.js";
@@ -15,6 +17,12 @@ import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpe
 const photo = readFileSync(
   fileURLToPath(new URL("../../examples/catalogue/images/MUG-STONEWARE-0.jpg", import.meta.url)),
 );
+const enamel = (index: number) =>
+  readFileSync(
+    fileURLToPath(
+      new URL(`../../examples/catalogue/images/MUG-ENAMEL-${index}.jpg`, import.meta.url),
+    ),
+  );
 const SIGNING_KEY = "test-signing-key-0123456789abcdef";
 
 /** Every file under a folder, recursively (missing folder → none). */
@@ -46,7 +54,9 @@ for (const backend of BACKENDS) {
     before(async () => {
       env = await createTestRuntime(backend, {
         SHOTLIST_SIGNING_KEY: SIGNING_KEY,
-        SHOTLIST_ONDEMAND_DEADLINE_MS: "0",
+        // Long enough for a hero render on a busy machine; only slots whose job is queued or
+        // running wait, and every slot set up in before() has finished.
+        SHOTLIST_ONDEMAND_DEADLINE_MS: "20000",
       });
       app = await buildApp(env.runtime);
       worker = env.runtime.startWorker({ pollMs: 20 });
@@ -262,6 +272,79 @@ for (const backend of BACKENDS) {
       const bare = await app.inject("/i/MUG-BARE/angle-2");
       assert.equal(bare.headers["shotlist-fallback"], "placeholder");
       assert.equal(bare.headers["content-type"], "image/jpeg");
+    });
+
+    it("waits for a slot being rendered and answers the real image within the deadline", async () => {
+      const generatedBefore = await counted("generated");
+      await submitProduct(env.runtime.intake, {
+        sku: "MUG-LATE",
+        title: "Enamel Mug",
+        category: "home",
+        referenceImages: [{ base64: enamel(1).toString("base64") }],
+      });
+      const response = await app.inject({
+        url: "/i/MUG-LATE/hero/thumb",
+        headers: { accept: "image/webp" },
+      });
+      assert.equal(response.statusCode, 200, response.body);
+      assert.equal(response.headers["shotlist-fallback"], undefined);
+      assert.equal(
+        response.headers["cache-control"],
+        "public, max-age=60, stale-while-revalidate=86400, stale-if-error=86400",
+      );
+      assert.equal((await counted("generated")) - generatedBefore, 1);
+      await waitFor(async () => (await countOpenJobs(env.runtime.db)) === 0, "jobs to finish");
+    });
+
+    it("past the deadline answers the slot's older asset, then the new one once it lands", async () => {
+      // A route with a short deadline and no worker running: the new recipe's job stays queued.
+      const shortDeadline = Fastify();
+      shortDeadline.setErrorHandler(errorHandler(env.runtime.log));
+      renditionRoutes(shortDeadline, env.runtime, { deadlineMs: 300 });
+      await shortDeadline.ready();
+      try {
+        await worker.stop();
+        const before = await app.inject({ url: "/i/MUG-OD/hero", headers: { accept: "*/*" } });
+        const missesBefore = (await env.runtime.metrics.onDemandDeadlineMisses.get()).values[0]
+          ?.value;
+        // A new photo means a new hero recipe: the slot keeps its old asset until it is made.
+        await submitProduct(env.runtime.intake, {
+          sku: "MUG-OD",
+          title: "Stoneware Mug",
+          category: "home",
+          referenceImages: [{ base64: enamel(0).toString("base64") }],
+        });
+        const started = performance.now();
+        const fallback = await shortDeadline.inject("/i/MUG-OD/hero");
+        const elapsedMs = performance.now() - started;
+        assert.equal(fallback.statusCode, 200, fallback.body);
+        assert.equal(fallback.headers["shotlist-fallback"], "older");
+        assert.equal(fallback.headers["cache-control"], "public, max-age=10");
+        assert.equal(fallback.headers.etag, before.headers.etag);
+        assert.ok(elapsedMs >= 300 && elapsedMs < 2200, `answered in ${elapsedMs} ms`);
+        assert.equal(
+          (await env.runtime.metrics.onDemandDeadlineMisses.get()).values[0]?.value,
+          (missesBefore ?? 0) + 1,
+        );
+        const [job] = await env.runtime.db.query<{ state: string }>(
+          `select j.state from jobs j join product_slots ps on j.key = 'render:' || ps.recipe_hash
+           where ps.product_sku = 'MUG-OD' and ps.slot = 'hero'`,
+        );
+        assert.equal(job?.state, "queued");
+
+        worker = env.runtime.startWorker({ pollMs: 20 });
+        const landed = await waitFor(async () => {
+          const response = await shortDeadline.inject("/i/MUG-OD/hero");
+          return response.headers["shotlist-fallback"] === undefined ? response : undefined;
+        }, "the new hero to be served");
+        assert.notEqual(landed.headers.etag, before.headers.etag);
+        assert.equal(
+          landed.headers["cache-control"],
+          "public, max-age=60, stale-while-revalidate=86400, stale-if-error=86400",
+        );
+      } finally {
+        await shortDeadline.close();
+      }
     });
   });
 }

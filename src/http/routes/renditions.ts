@@ -58,7 +58,15 @@ interface Params {
  * On-demand images (DESIGN §2.3): `/i/{sku}/{slot}[/{preset}]` answers the slot's current asset,
  * or a rendition of it, or the best fallback while the slot is still being made.
  */
-export function renditionRoutes(app: FastifyInstance, runtime: Runtime) {
+export function renditionRoutes(
+  app: FastifyInstance,
+  runtime: Runtime,
+  routeOptions: {
+    /** How long to wait for a slot's queued or running render; default the runtime's setting. */
+    deadlineMs?: number;
+  } = {},
+) {
+  const deadlineMs = routeOptions.deadlineMs ?? runtime.settings.onDemandDeadlineMs;
   // Single flight within this process: concurrent requests for one missing rendition share
   // one render (keyed by the rendition's content address).
   const inFlight = new Map<string, Promise<Buffer>>();
@@ -190,17 +198,21 @@ export function renditionRoutes(app: FastifyInstance, runtime: Runtime) {
     if (!sources) {
       throw new ShotlistError("not_found", `product ${sku} has no slot ${slot}`, { status: 404 });
     }
+    let outcome: "hit" | "rendition_made" | "generated" | "fallback" = "hit";
     if (
       sources.slotState !== "published" &&
       sources.jobState !== undefined &&
       OPEN_JOB_STATES.has(sources.jobState) &&
-      runtime.settings.onDemandDeadlineMs > 0 &&
-      (await waitForSlot(sku, slot, runtime.settings.onDemandDeadlineMs))
+      deadlineMs > 0
     ) {
-      sources = (await findSlotSources(runtime.db, sku, slot)) ?? sources;
+      if (await waitForSlot(sku, slot, deadlineMs)) {
+        sources = (await findSlotSources(runtime.db, sku, slot)) ?? sources;
+        outcome = "generated";
+      } else {
+        runtime.metrics.onDemandDeadlineMisses.inc();
+      }
     }
 
-    let outcome: "hit" | "rendition_made" | "fallback" = "hit";
     const onMade = () => {
       if (outcome === "hit") outcome = "rendition_made";
     };
@@ -209,6 +221,7 @@ export function renditionRoutes(app: FastifyInstance, runtime: Runtime) {
     if (sources.slotState === "published" && sources.slotAsset) {
       source = sources.slotAsset;
     } else {
+      outcome = "fallback";
       if (sources.slotAsset) {
         fallback = "older";
         source = sources.slotAsset;
@@ -239,11 +252,11 @@ export function renditionRoutes(app: FastifyInstance, runtime: Runtime) {
 
     const ifNoneMatch = request.headers["if-none-match"];
     if (ifNoneMatch?.split(",").some((tag) => tag.trim() === answer.etag || tag.trim() === "*")) {
-      runtime.metrics.onDemandRequests.inc({ outcome: fallback ? "fallback" : "hit" });
+      runtime.metrics.onDemandRequests.inc({ outcome });
       return reply.code(304).send();
     }
     const bytes = await answer.load();
-    runtime.metrics.onDemandRequests.inc({ outcome: fallback ? "fallback" : outcome });
+    runtime.metrics.onDemandRequests.inc({ outcome });
     reply.type(answer.mime).header("Content-Length", bytes.length);
     if (request.method === "HEAD") return reply.send();
     return reply.send(bytes);
