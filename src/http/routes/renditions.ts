@@ -81,12 +81,11 @@ export function renditionRoutes(
     const key = renditionKey(hash, FORMAT_EXT[spec.format]);
     const pending = inFlight.get(key);
     if (pending) return pending;
-    const cached = await runtime.blobs.get(key);
-    if (cached) return cached;
-    // Re-check after the await: another request may have started the render meanwhile.
-    const raced = inFlight.get(key);
-    if (raced) return raced;
+    // The blob-store lookup is inside the shared promise, so no request can miss the store and
+    // then find no render in flight because another one just finished.
     const work = (async () => {
+      const cached = await runtime.blobs.get(key);
+      if (cached) return cached;
       const started = performance.now();
       const bytes = await make();
       await runtime.blobs.put(key, bytes);
@@ -101,7 +100,7 @@ export function renditionRoutes(
     try {
       return await work;
     } finally {
-      inFlight.delete(key);
+      if (inFlight.get(key) === work) inFlight.delete(key);
     }
   }
 
