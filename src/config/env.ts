@@ -38,6 +38,13 @@ const envSchema = z.object({
     .default(25 * 1024 * 1024),
   /** Lets reference-image fetches reach loopback/private addresses. Tests only; default off. */
   SHOTLIST_ALLOW_PRIVATE_NETWORKS: flag,
+  /**
+   * HMAC key for signed /i/ rendition URLs (custom options). Unset → only bare and preset URLs
+   * are served. Security: at least 32 random bytes; anyone with it can make the origin render.
+   */
+  SHOTLIST_SIGNING_KEY: z.string().min(16).optional(),
+  /** How long an /i/ request waits for a slot's in-progress generation; default 2000 ms. */
+  SHOTLIST_ONDEMAND_DEADLINE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   /** pino level; default info. */
   SHOTLIST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -60,6 +67,8 @@ export interface Settings {
   maxImageBytes: number;
   allowPrivateNetworks: boolean;
   logLevel: z.infer<typeof envSchema>["SHOTLIST_LOG_LEVEL"];
+  signingKey: string | undefined;
+  onDemandDeadlineMs: number;
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -93,5 +102,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxImageBytes: values.SHOTLIST_MAX_IMAGE_BYTES,
     allowPrivateNetworks: values.SHOTLIST_ALLOW_PRIVATE_NETWORKS,
     logLevel: values.SHOTLIST_LOG_LEVEL,
+    signingKey: values.SHOTLIST_SIGNING_KEY,
+    onDemandDeadlineMs: values.SHOTLIST_ONDEMAND_DEADLINE_MS,
   };
 }

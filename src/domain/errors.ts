@@ -25,6 +25,8 @@ export type ErrorCode =
   | "provider_error"
   | "csv_row_invalid"
   | "database_error"
+  | "invalid_rendition_option"
+  | "signature_invalid"
   | "internal";
 
 export interface ShotlistErrorOptions {

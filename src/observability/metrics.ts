@@ -8,6 +8,12 @@ export interface Metrics {
   jobDuration: Histogram<"kind" | "state">;
   linkDuration: Histogram<"provider" | "slot" | "outcome">;
   httpRequests: Counter<"route" | "method" | "status">;
+  /** /i/ requests by outcome: hit, rendition_made, generated (within the deadline), fallback. */
+  onDemandRequests: Counter<"outcome">;
+  /** /i/ requests that waited for a slot's render and gave up at the deadline. */
+  onDemandDeadlineMisses: Counter;
+  /** Time to make one rendition (decode, resize, encode, store), by format. */
+  renditionDuration: Histogram<"format">;
 }
 
 /**
@@ -35,6 +41,24 @@ export function createMetrics(db: Queryable): Metrics {
     name: "shotlist_http_requests_total",
     help: "HTTP requests by route, method and status",
     labelNames: ["route", "method", "status"],
+    registers: [registry],
+  });
+  const onDemandRequests = new Counter({
+    name: "shotlist_ondemand_requests_total",
+    help: "On-demand /i/ image requests by outcome (hit, rendition_made, generated, fallback)",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
+  const onDemandDeadlineMisses = new Counter({
+    name: "shotlist_ondemand_deadline_misses_total",
+    help: "On-demand requests that waited for a slot's render past the deadline and fell back",
+    registers: [registry],
+  });
+  const renditionDuration = new Histogram({
+    name: "shotlist_rendition_duration_seconds",
+    help: "Time to make one rendition (decode, resize, encode, store), by format",
+    labelNames: ["format"],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
     registers: [registry],
   });
   new Gauge({
@@ -67,5 +91,13 @@ export function createMetrics(db: Queryable): Metrics {
       this.set((await catalogueCoverage(db)).productCoverage);
     },
   });
-  return { registry, jobDuration, linkDuration, httpRequests };
+  return {
+    registry,
+    jobDuration,
+    linkDuration,
+    httpRequests,
+    onDemandRequests,
+    onDemandDeadlineMisses,
+    renditionDuration,
+  };
 }
