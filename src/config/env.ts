@@ -38,6 +38,15 @@ const envSchema = z.object({
     .default(25 * 1024 * 1024),
   /** Lets reference-image fetches reach loopback/private addresses. Tests only; default off. */
   SHOTLIST_ALLOW_PRIVATE_NETWORKS: flag,
+  /** Shopify app secret: signs `X-Shopify-Hmac-Sha256`. Unset → POST /webhooks/shopify answers 503. */
+  SHOTLIST_SHOPIFY_WEBHOOK_SECRET: z.string().min(1).optional(),
+  /**
+   * Shopify product_type → shot-list category, e.g. `T-Shirts=apparel,Sneakers=footwear,*=home`
+   * (`*` = every other type). Default: a product_type equal to a category name (any case).
+   */
+  SHOTLIST_SHOPIFY_CATEGORIES: z.string().optional(),
+  /** Standard Webhooks secrets (`whsec_…`), comma-separated; any one verifies (rotation). */
+  SHOTLIST_INTAKE_WEBHOOK_SECRETS: z.string().optional(),
   /** pino level; default info. */
   SHOTLIST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -60,6 +69,9 @@ export interface Settings {
   maxImageBytes: number;
   allowPrivateNetworks: boolean;
   logLevel: z.infer<typeof envSchema>["SHOTLIST_LOG_LEVEL"];
+  shopifyWebhookSecret: string | undefined;
+  shopifyCategories: string | undefined;
+  intakeWebhookSecrets: string[];
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -93,5 +105,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxImageBytes: values.SHOTLIST_MAX_IMAGE_BYTES,
     allowPrivateNetworks: values.SHOTLIST_ALLOW_PRIVATE_NETWORKS,
     logLevel: values.SHOTLIST_LOG_LEVEL,
+    shopifyWebhookSecret: values.SHOTLIST_SHOPIFY_WEBHOOK_SECRET,
+    shopifyCategories: values.SHOTLIST_SHOPIFY_CATEGORIES,
+    intakeWebhookSecrets: (values.SHOTLIST_INTAKE_WEBHOOK_SECRETS ?? "")
+      .split(",")
+      .map((secret) => secret.trim())
+      .filter((secret) => secret.length > 0),
   };
 }

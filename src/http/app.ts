@@ -7,6 +7,7 @@ import { dashboardRoutes } from "./routes/dashboard.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { productRoutes } from "./routes/products.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 
 /** The HTTP API (DESIGN §3): one Fastify app, one routes file per resource, one error mapping. */
 export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
@@ -44,6 +45,7 @@ export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
   jobRoutes(app, runtime);
   assetRoutes(app, runtime);
   dashboardRoutes(app, runtime);
+  webhookRoutes(app, runtime);
   await app.ready();
   return app;
 }
