@@ -48,9 +48,17 @@ export function shopifySignatureValid(raw: Buffer, signature: string, secret: st
  */
 export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
   const categories = parseCategoryMapping(runtime.settings.shopifyCategories);
-  const intakeVerifiers = runtime.settings.intakeWebhookSecrets.map(
-    (secret) => new Webhook(secret),
-  );
+  const intakeVerifiers = runtime.settings.intakeWebhookSecrets.map((secret, index) => {
+    try {
+      return new Webhook(secret);
+    } catch (cause) {
+      throw new ShotlistError(
+        "invalid_env",
+        `SHOTLIST_INTAKE_WEBHOOK_SECRETS: secret ${index + 1} is not whsec_<base64>`,
+        { cause },
+      );
+    }
+  });
   const log = runtime.log.child({ component: "webhooks" });
 
   async function accept(
