@@ -16,6 +16,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import Fastify from "fastify";
 import pg from "pg";
@@ -106,12 +107,19 @@ async function main(): Promise<void> {
           connections,
         );
         note(`signed Shopify webhooks: ${seconds} s, ${connections} connections`);
+        const cpuBefore = process.cpuUsage();
+        const wallBefore = performance.now();
         const webhooks = await load(
           `http://127.0.0.1:${appPort}/webhooks/shopify`,
           "shopify",
           seconds,
           connections,
         );
+        const cpu = process.cpuUsage(cpuBefore);
+        // Share of one core the server process used while loaded: near 100 means Node's main
+        // thread (not PostgreSQL or the network) is what limits the figure.
+        const serverCpuPercent =
+          ((cpu.user + cpu.system) / 1000 / (performance.now() - wallBefore)) * 100;
         const [row] = await runtime.db.query<{ receipts: number; jobs: number }>(
           `select (select count(*)::integer from webhook_receipts) as receipts,
              (select count(*)::integer from jobs) as jobs`,
@@ -123,7 +131,7 @@ async function main(): Promise<void> {
           `signed Shopify webhooks (durable enqueue, PostgreSQL): ${round(webhooks.requestsPerSecond, 0)} req/s, p50 ${webhooks.p50Ms} ms, p99 ${webhooks.p99Ms} ms; non-2xx ${webhooks.non2xx}, errors ${webhooks.errors}`,
         );
         say(
-          `committed: ${row?.receipts} receipts, ${row?.jobs} jobs (autocannon counted ${webhooks.total} responses)`,
+          `server process CPU while loaded: ${round(serverCpuPercent, 0)}% of one core; committed: ${row?.receipts} receipts, ${row?.jobs} jobs (autocannon counted ${webhooks.total} responses)`,
         );
         printResult({
           bench: "webhooks",
@@ -140,6 +148,7 @@ async function main(): Promise<void> {
             webhookErrors: webhooks.errors,
             receipts: row?.receipts ?? 0,
             jobs: row?.jobs ?? 0,
+            serverCpuPercent: round(serverCpuPercent, 1),
             connections,
             seconds,
           },
