@@ -100,6 +100,8 @@ for (const backend of BACKENDS) {
       options: {
         topic?: string;
         eventId?: string;
+        /** Send only X-Shopify-Webhook-Id with this value (older deliveries have no event id). */
+        webhookIdOnly?: string;
         secret?: string;
         signature?: string | null;
       } = {},
@@ -120,8 +122,12 @@ for (const backend of BACKENDS) {
           "x-shopify-topic": options.topic ?? "products/create",
           "x-shopify-shop-domain": "kiln.myshopify.com",
           "x-shopify-api-version": "2025-07",
-          "x-shopify-webhook-id": `wh-${options.eventId ?? nextDeliveryId()}`,
-          "x-shopify-event-id": options.eventId ?? nextDeliveryId(),
+          ...(options.webhookIdOnly
+            ? { "x-shopify-webhook-id": options.webhookIdOnly }
+            : {
+                "x-shopify-webhook-id": `wh-${options.eventId ?? nextDeliveryId()}`,
+                "x-shopify-event-id": options.eventId ?? nextDeliveryId(),
+              }),
           ...(signature === null ? {} : { "x-shopify-hmac-sha256": signature }),
         },
       });
@@ -220,6 +226,22 @@ for (const backend of BACKENDS) {
       const statuses = racers.map((racer) => (racer.json() as { status: string }).status).sort();
       assert.deepEqual(statuses, ["accepted", "duplicate", "duplicate", "duplicate", "duplicate"]);
       assert.equal((await counts()).receipts, end.receipts + 1);
+    });
+
+    it("falls back to X-Shopify-Webhook-Id when there is no event id", async () => {
+      const payload = shopifyProduct({
+        id: 7_001_350,
+        variants: [{ id: 53, sku: "MUG-WEBHOOK-ID", option1: "red" }],
+      });
+      const webhookIdOnly = `wh-only-${nextDeliveryId()}`;
+      const first = await sendShopify(payload, { webhookIdOnly });
+      assert.equal((first.json() as { status: string }).status, "accepted", first.body);
+      const second = await sendShopify(payload, { webhookIdOnly });
+      assert.equal((second.json() as { status: string }).status, "duplicate");
+      const [receipt] = await env.runtime.db.query<{ delivery_id: string }>(
+        "select delivery_id from webhook_receipts where sku = 'MUG-WEBHOOK-ID'",
+      );
+      assert.equal(receipt?.delivery_id, webhookIdOnly);
     });
 
     it("refuses forged and unsigned Shopify deliveries with 401 and writes nothing", async () => {
