@@ -34,6 +34,7 @@ function benchScripts(): BenchScript[] {
       args: ["--skus", String(skus)],
       timeoutMs: (30 + Math.ceil(skus / 3)) * 60_000,
     },
+    { name: "webhooks", args: [], timeoutMs: 10 * 60_000 },
   ];
 }
 

@@ -45,6 +45,15 @@ const envSchema = z.object({
   SHOTLIST_SIGNING_KEY: z.string().min(16).optional(),
   /** How long an /i/ request waits for a slot's in-progress generation; default 2000 ms. */
   SHOTLIST_ONDEMAND_DEADLINE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
+  /** Shopify app secret: signs `X-Shopify-Hmac-Sha256`. Unset → POST /webhooks/shopify answers 503. */
+  SHOTLIST_SHOPIFY_WEBHOOK_SECRET: z.string().min(1).optional(),
+  /**
+   * Shopify product_type → shot-list category, e.g. `T-Shirts=apparel,Sneakers=footwear,*=home`
+   * (`*` = every other type). Default: a product_type equal to a category name (any case).
+   */
+  SHOTLIST_SHOPIFY_CATEGORIES: z.string().optional(),
+  /** Standard Webhooks secrets (`whsec_…`), comma-separated; any one verifies (rotation). */
+  SHOTLIST_INTAKE_WEBHOOK_SECRETS: z.string().optional(),
   /** pino level; default info. */
   SHOTLIST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -69,6 +78,9 @@ export interface Settings {
   logLevel: z.infer<typeof envSchema>["SHOTLIST_LOG_LEVEL"];
   signingKey: string | undefined;
   onDemandDeadlineMs: number;
+  shopifyWebhookSecret: string | undefined;
+  shopifyCategories: string | undefined;
+  intakeWebhookSecrets: string[];
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -104,5 +116,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     logLevel: values.SHOTLIST_LOG_LEVEL,
     signingKey: values.SHOTLIST_SIGNING_KEY,
     onDemandDeadlineMs: values.SHOTLIST_ONDEMAND_DEADLINE_MS,
+    shopifyWebhookSecret: values.SHOTLIST_SHOPIFY_WEBHOOK_SECRET,
+    shopifyCategories: values.SHOTLIST_SHOPIFY_CATEGORIES,
+    intakeWebhookSecrets: (values.SHOTLIST_INTAKE_WEBHOOK_SECRETS ?? "")
+      .split(",")
+      .map((secret) => secret.trim())
+      .filter((secret) => secret.length > 0),
   };
 }

@@ -6,6 +6,8 @@
 export type ErrorCode =
   | "invalid_request"
   | "invalid_json"
+  | "invalid_signature"
+  | "webhook_not_configured"
   | "invalid_sku"
   | "invalid_config"
   | "invalid_env"

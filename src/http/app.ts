@@ -8,6 +8,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { productRoutes } from "./routes/products.js";
 import { renditionRoutes } from "./routes/renditions.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 
 /** The HTTP API (DESIGN §3): one Fastify app, one routes file per resource, one error mapping. */
 export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
@@ -46,6 +47,7 @@ export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
   assetRoutes(app, runtime);
   dashboardRoutes(app, runtime);
   renditionRoutes(app, runtime);
+  webhookRoutes(app, runtime);
   await app.ready();
   return app;
 }

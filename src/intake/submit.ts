@@ -10,7 +10,7 @@ import type { ShotListConfig } from "../domain/shotlist.js";
 import { validateSku } from "../domain/sku.js";
 import { decodeImage } from "../pipeline/decode.js";
 import type { ProviderRegistry } from "../providers/registry.js";
-import type { Db } from "../store/db.js";
+import type { Db, Queryable } from "../store/db.js";
 import { type SavedSlot, saveProductPlan } from "../store/products.js";
 import { fetchReference } from "./fetch-reference.js";
 import { describeIssues, productInputSchema } from "./schema.js";
@@ -33,6 +33,11 @@ export interface IntakeDeps {
 export interface SubmitOptions {
   /** Folder that `{path}` reference images are read from; without it `{path}` is refused. */
   baseDir?: string;
+  /**
+   * Runs inside the product's transaction, before it is written (a webhook door records its
+   * delivery receipt here, so receipt and jobs commit together). Throwing rolls all back.
+   */
+  withinTransaction?: (tx: Queryable, product: ProductInput) => Promise<void>;
 }
 
 export interface SubmitResult {
@@ -125,8 +130,9 @@ export async function submitProduct(
       recipes: plans.map((plan) => plan.links.map((link) => link.recipeHash)),
     }),
   );
-  const saved = await deps.db.transaction((tx) =>
-    saveProductPlan(
+  const saved = await deps.db.transaction(async (tx) => {
+    await options.withinTransaction?.(tx, product);
+    return saveProductPlan(
       tx,
       product,
       references,
@@ -134,8 +140,8 @@ export async function submitProduct(
       plans,
       inputHash,
       deps.limits.maxAttempts,
-    ),
-  );
+    );
+  });
   const jobsCreated = saved.slots.filter((slot) => slot.jobCreated).length;
   if (jobsCreated > 0) deps.onJobsCreated?.();
   return { sku: product.sku, ...saved, jobsCreated };
