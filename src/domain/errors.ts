@@ -25,7 +25,12 @@ export type ErrorCode =
   | "provider_error"
   | "csv_row_invalid"
   | "database_error"
-  | "internal";
+  | "internal"
+  | "unauthorized"
+  | "forbidden"
+  | "idempotency_key_invalid"
+  | "idempotency_key_in_use"
+  | "idempotency_key_reused";
 
 export interface ShotlistErrorOptions {
   /** HTTP status for the problem+json answer; default 400. */
