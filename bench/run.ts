@@ -28,6 +28,7 @@ function benchScripts(): BenchScript[] {
   return [
     { name: "hero-pipeline", args: [], timeoutMs: 45 * 60_000 },
     { name: "import-dry-run-rss", args: [], timeoutMs: 45 * 60_000 },
+    { name: "idempotency", args: [], timeoutMs: 15 * 60_000 },
     {
       name: "catalogue-5k",
       args: ["--skus", String(skus)],

@@ -20,6 +20,7 @@ interface IdempotencyRow {
   status: number | null;
   content_type: string | null;
   body: string | null;
+  stale: boolean;
 }
 
 /**
@@ -33,13 +34,6 @@ export async function claimIdempotencyKey(
   requestHash: string,
 ): Promise<IdempotencyClaim> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    // Expired records and abandoned locks make room for a fresh claim.
-    await db.query(
-      `delete from idempotency_keys where api_key_id = $1 and key = $2
-       and (expires_at < now()
-            or (state = 'started' and created_at < now() - make_interval(secs => $3)))`,
-      [apiKeyId, key, IDEMPOTENCY_STALE_LOCK_MS / 1000],
-    );
     const inserted = await db.query(
       `insert into idempotency_keys (api_key_id, key, request_hash, state, expires_at)
        values ($1, $2, $3, 'started', now() + make_interval(secs => $4))
@@ -48,12 +42,26 @@ export async function claimIdempotencyKey(
     );
     if (inserted.length > 0) return { kind: "claimed" };
     const [row] = await db.query<IdempotencyRow>(
-      `select request_hash, state, status, content_type, body from idempotency_keys
-       where api_key_id = $1 and key = $2`,
-      [apiKeyId, key],
+      `select request_hash, state, status, content_type, body,
+              expires_at < now()
+                or (state = 'started' and created_at < now() - make_interval(secs => $3))
+                as stale
+       from idempotency_keys where api_key_id = $1 and key = $2`,
+      [apiKeyId, key, IDEMPOTENCY_STALE_LOCK_MS / 1000],
     );
     // Released between our insert and select: try again.
     if (!row) continue;
+    if (row.stale) {
+      // An expired record or an abandoned lock makes room for a fresh claim; the conditional
+      // delete lets only one of several racing retries remove it.
+      await db.query(
+        `delete from idempotency_keys where api_key_id = $1 and key = $2
+         and (expires_at < now()
+              or (state = 'started' and created_at < now() - make_interval(secs => $3)))`,
+        [apiKeyId, key, IDEMPOTENCY_STALE_LOCK_MS / 1000],
+      );
+      continue;
+    }
     if (row.request_hash !== requestHash) return { kind: "mismatch" };
     if (row.state === "started") return { kind: "in_flight" };
     return {

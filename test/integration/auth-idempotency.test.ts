@@ -221,6 +221,30 @@ for (const backend of BACKENDS) {
       assert.equal(longest.statusCode, 201, longest.body);
     });
 
+    it("forgets a key after 24 hours and takes over an abandoned in-flight claim", async () => {
+      assert.equal((await post(writer, product("MUG-OLD"), "old-1")).statusCode, 201);
+      await env.runtime.db.query(
+        "update idempotency_keys set expires_at = now() - interval '1 second' where key = 'old-1'",
+      );
+      const reused = await post(writer, product("MUG-OLD-2"), "old-1");
+      assert.equal(reused.statusCode, 201, reused.body);
+      assert.equal(reused.headers["idempotent-replayed"], undefined);
+      // A process that died mid-request left a 'started' row: 409 at first, taken over later.
+      await env.runtime.db.query(
+        `insert into idempotency_keys (api_key_id, key, request_hash, state, expires_at)
+         select api_key_id, 'dead-1', request_hash, 'started', expires_at
+         from idempotency_keys where key = 'old-1'`,
+      );
+      const locked = await post(writer, product("MUG-OLD-2"), "dead-1");
+      assert.equal(locked.statusCode, 409);
+      await env.runtime.db.query(
+        "update idempotency_keys set created_at = now() - interval '11 minutes' where key = 'dead-1'",
+      );
+      const takenOver = await post(writer, product("MUG-OLD-2"), "dead-1");
+      assert.equal(takenOver.statusCode, 200, takenOver.body);
+      assert.equal(takenOver.headers["idempotent-replayed"], undefined);
+    });
+
     it("does not keep an error response: a corrected retry with the same key runs", async () => {
       const refused = await post(writer, { sku: "MUG-FIX", category: "home" }, "fix-1");
       assert.equal(refused.statusCode, 422);
