@@ -7,6 +7,7 @@ import { assetRoutes } from "./routes/assets.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { keyRoutes } from "./routes/keys.js";
 import { productRoutes } from "./routes/products.js";
 
 export interface BuildAppOptions {
@@ -58,6 +59,7 @@ export async function buildApp(
   jobRoutes(app, runtime);
   assetRoutes(app, runtime);
   dashboardRoutes(app, runtime);
+  keyRoutes(app, runtime);
   await app.ready();
   return app;
 }

@@ -93,6 +93,34 @@ for (const backend of BACKENDS) {
       assert.equal((await app.inject({ url: "/v1/products", headers: reader })).statusCode, 200);
     });
 
+    it("manages keys over HTTP with the admin scope only", async () => {
+      const forbidden = await app.inject({ url: "/v1/keys", headers: writer });
+      assert.equal(forbidden.statusCode, 403);
+      const created = await app.inject({
+        method: "POST",
+        url: "/v1/keys",
+        headers: admin,
+        payload: { name: "shop", scopes: ["read"] },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const { id, key } = created.json() as { id: number; key: string };
+      const listed = await app.inject({ url: "/v1/keys", headers: admin });
+      assert.ok(!listed.body.includes(key), "a listing must not hold a key");
+      assert.ok((listed.json() as { keys: { id: number }[] }).keys.some((k) => k.id === id));
+      const bearer = { authorization: `Bearer ${key}` };
+      assert.equal((await app.inject({ url: "/v1/products", headers: bearer })).statusCode, 200);
+      const revoked = await app.inject({ method: "DELETE", url: `/v1/keys/${id}`, headers: admin });
+      assert.equal(revoked.statusCode, 204);
+      assert.equal((await app.inject({ url: "/v1/products", headers: bearer })).statusCode, 401);
+      const badScope = await app.inject({
+        method: "POST",
+        url: "/v1/keys",
+        headers: admin,
+        payload: { name: "x", scopes: ["root"] },
+      });
+      assert.equal(badScope.statusCode, 422);
+    });
+
     it("keeps health, metrics and the dashboard open", async () => {
       for (const url of ["/healthz", "/readyz", "/metrics", "/"]) {
         assert.equal((await app.inject(url)).statusCode, 200, url);
