@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { loadSettings } from "../config/env.js";
 import { errorMessage, ShotlistError } from "../domain/errors.js";
 import type { Runtime } from "../runtime.js";
+import type { Db } from "../store/db.js";
 
 // Commands load their modules when they run: `import --dry-run` then never loads the database,
 // HTTP or queue code, which keeps its peak memory low on a 100,000-row file (bench/).
@@ -142,6 +143,43 @@ program
       if (report.rejected.length > 0) process.exitCode = 2;
     });
   });
+
+/** Commands that need only the migrated database, not the shot list or providers. */
+async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
+  const settings = loadSettings();
+  const [{ openDb }, { migrate }] = await Promise.all([
+    import("../store/db.js"),
+    import("../store/migrate.js"),
+  ]);
+  const db = await openDb(settings);
+  try {
+    await migrate(db);
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const keys = program.command("keys").description("API keys for the /v1 routes (stored hashed)");
+keys
+  .command("create")
+  .description("make a key and print it once, alone on its line")
+  .requiredOption("--scopes <list>", "comma-separated: read, write, admin")
+  .option("--name <name>", "a label shown by `keys list`")
+  .action((options: { scopes: string; name?: string }) =>
+    withDb(async (db) => (await import("./keys.js")).createKeyCommand(db, options, print)),
+  );
+keys
+  .command("list")
+  .description("list keys (id, prefix, scopes, state); never prints a key")
+  .action(() => withDb(async (db) => (await import("./keys.js")).listKeysCommand(db, print)));
+keys
+  .command("revoke")
+  .description("revoke a key by id; it stops working at once")
+  .argument("<id>", "key id from `keys list`")
+  .action((id: string) =>
+    withDb(async (db) => (await import("./keys.js")).revokeKeyCommand(db, id, print)),
+  );
 
 program
   .command("coverage")

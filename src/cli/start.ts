@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { SingleBar } from "cli-progress";
 import type { Runtime } from "../runtime.js";
+import { createApiKey, hasActiveAdminKey } from "../store/api-keys.js";
 import { catalogueCoverage } from "../store/coverage.js";
 import { countOpenJobs } from "../store/jobs.js";
 import { formatCoverage } from "./coverage.js";
@@ -26,6 +27,14 @@ export async function start(
   print(
     `Shotlist is serving ${serving.url} (database: ${runtime.db.kind}, assets: ${runtime.blobs.location})`,
   );
+  // DESIGN §3: embedded mode makes an admin key on first start and shows it this once only.
+  if (!(await hasActiveAdminKey(runtime.db))) {
+    const adminKey = await createApiKey(runtime.db, {
+      name: "embedded admin",
+      scopes: ["read", "write", "admin"],
+    });
+    print(`admin API key (shown once; store it now): ${adminKey.key}`);
+  }
   const catalogue = options.catalogue ?? SAMPLE_CATALOGUE;
   if (!existsSync(catalogue)) {
     print(`no catalogue at ${catalogue}; run \`npm run examples\` to draw the sample catalogue`);

@@ -29,7 +29,12 @@ export type ErrorCode =
   | "database_error"
   | "invalid_rendition_option"
   | "signature_invalid"
-  | "internal";
+  | "internal"
+  | "unauthorized"
+  | "forbidden"
+  | "idempotency_key_invalid"
+  | "idempotency_key_in_use"
+  | "idempotency_key_reused";
 
 export interface ShotlistErrorOptions {
   /** HTTP status for the problem+json answer; default 400. */

@@ -1,17 +1,31 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { ShotlistError } from "../domain/errors.js";
 import type { Runtime } from "../runtime.js";
+import { requireApiKeys } from "./auth.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import { assetRoutes } from "./routes/assets.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { keyRoutes } from "./routes/keys.js";
 import { productRoutes } from "./routes/products.js";
 import { renditionRoutes } from "./routes/renditions.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 
+export interface BuildAppOptions {
+  /**
+   * Require `Authorization: Bearer` on /v1 routes (and with it, Idempotency-Key, which is
+   * scoped per API key). Default true. Security: false only for benchmarks that measure the
+   * layer's overhead, never in a server.
+   */
+  requireApiKeys?: boolean;
+}
+
 /** The HTTP API (DESIGN §3): one Fastify app, one routes file per resource, one error mapping. */
-export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
+export async function buildApp(
+  runtime: Runtime,
+  options: BuildAppOptions = {},
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: runtime.log.child({ component: "http" }) as FastifyBaseLogger,
     disableRequestLogging: true,
@@ -41,6 +55,7 @@ export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  if (options.requireApiKeys !== false) requireApiKeys(app, runtime);
   healthRoutes(app, runtime);
   productRoutes(app, runtime);
   jobRoutes(app, runtime);
@@ -48,6 +63,7 @@ export async function buildApp(runtime: Runtime): Promise<FastifyInstance> {
   dashboardRoutes(app, runtime);
   renditionRoutes(app, runtime);
   webhookRoutes(app, runtime);
+  keyRoutes(app, runtime);
   await app.ready();
   return app;
 }

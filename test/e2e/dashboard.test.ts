@@ -10,6 +10,7 @@ import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
 import type { Worker } from "../../src/queue/worker.js";
 import { countOpenJobs } from "../../src/store/jobs.js";
+import { apiHeaders } from "../helpers/auth.js";
 import { createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
 const IMAGES = fileURLToPath(new URL("../../examples/catalogue/images/", import.meta.url));
@@ -68,6 +69,13 @@ describe("the dashboard in a real browser", () => {
 
   it("shows coverage, the review queue with its reason, and published images that load", async () => {
     const page = await browser.newPage();
+    // The page asks for a read key once, on the first /v1 link followed.
+    const readKey = (await apiHeaders(env, ["read"])).authorization?.replace("Bearer ", "") ?? "";
+    let asked = 0;
+    page.on("dialog", (dialog) => {
+      asked++;
+      void dialog.accept(readKey);
+    });
     const response = await page.goto(`${baseUrl}/`);
     assert.equal(response?.status(), 200);
     // hero, angle-1 and lifestyle published; angle-2 and angle-3 lack photos: 3 of 5 slots.
@@ -92,6 +100,7 @@ describe("the dashboard in a real browser", () => {
       recipe: { provider: string };
     };
     assert.equal(provenance.recipe.provider, "local");
+    assert.equal(asked, 1);
     await page.close();
   });
 });

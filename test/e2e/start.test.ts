@@ -24,6 +24,7 @@ describe("npm start on the embedded default", () => {
     const output = run.output();
     assert.equal(code, 0, output);
     assert.match(output, /database: pglite/);
+    assert.match(output, /^admin API key \(shown once; store it now\): shl_[A-Za-z0-9_-]{43}$/m);
     assert.match(output, /imported \d+ rows: (\d+) new, 0 changed, 0 unchanged, 0 rejected/);
     assert.match(output, /catalogue coverage: \d+\.\d% — \d+ of \d+ products complete/);
     assert.match(output, new RegExp(`assets: ${dataDir}/assets`));
@@ -40,5 +41,7 @@ describe("npm start on the embedded default", () => {
       /imported (\d+) rows: 0 new, 0 changed, \1 unchanged, 0 rejected; 0 jobs created/,
     );
     assert.equal(countFiles(join(dataDir, "assets")), filesBefore);
+    // The admin key exists now: it is not made, nor shown, again.
+    assert.doesNotMatch(output, /admin API key/);
   });
 });

@@ -6,6 +6,7 @@ import type { FastifyInstance, InjectOptions } from "fastify";
 import { buildApp } from "../../src/http/app.js";
 import type { Worker } from "../../src/queue/worker.js";
 import { countOpenJobs } from "../../src/store/jobs.js";
+import { apiHeaders } from "../helpers/auth.js";
 import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
 const photo = readFileSync(
@@ -17,11 +18,20 @@ for (const backend of BACKENDS) {
     let env: TestRuntime;
     let app: FastifyInstance;
     let worker: Worker;
+    let auth: Record<string, string>;
     before(async () => {
       env = await createTestRuntime(backend);
       app = await buildApp(env.runtime);
       worker = env.runtime.startWorker({ pollMs: 20 });
+      auth = await apiHeaders(env);
     });
+    /** app.inject with this suite's API key. */
+    const api = (request: string | InjectOptions) =>
+      app.inject(
+        typeof request === "string"
+          ? { url: request, headers: auth }
+          : { ...request, headers: { ...auth, ...request.headers } },
+      );
     after(async () => {
       await app.close();
       await worker.stop();
@@ -63,14 +73,14 @@ for (const backend of BACKENDS) {
         attributes: { color: "sand" },
         referenceImages: [{ base64: photo.toString("base64") }],
       };
-      const created = await app.inject({
+      const created = await api({
         method: "POST",
         url: "/v1/products",
         payload: mug,
       });
       assert.equal(created.statusCode, 201, created.body);
       assert.equal((created.json() as { jobsCreated: number }).jobsCreated, 5);
-      const replay = await app.inject({
+      const replay = await api({
         method: "POST",
         url: "/v1/products",
         payload: mug,
@@ -83,7 +93,7 @@ for (const backend of BACKENDS) {
         60_000,
       );
 
-      const product = (await app.inject("/v1/products/MUG-HTTP")).json() as {
+      const product = (await api("/v1/products/MUG-HTTP")).json() as {
         coverage: { complete: number; required: number };
         slots: {
           slot: string;
@@ -106,7 +116,7 @@ for (const backend of BACKENDS) {
       const hero = product.slots[0]?.asset;
       assert.ok(hero);
 
-      const provenance = (await app.inject(`/v1/assets/${hero.id}`)).json() as {
+      const provenance = (await api(`/v1/assets/${hero.id}`)).json() as {
         recipe: { slot: string; provider: string; modelVersion: string; references: string[] };
         checks: { name: string; passed: boolean }[];
       };
@@ -130,26 +140,26 @@ for (const backend of BACKENDS) {
     });
 
     it("lists products by coverage with a cursor, and reports catalogue coverage", async () => {
-      const incomplete = (await app.inject("/v1/products?coverage=incomplete")).json() as {
+      const incomplete = (await api("/v1/products?coverage=incomplete")).json() as {
         products: { sku: string }[];
       };
       assert.deepEqual(
         incomplete.products.map((item) => item.sku),
         ["MUG-HTTP"],
       );
-      const complete = (await app.inject("/v1/products?coverage=complete")).json() as {
+      const complete = (await api("/v1/products?coverage=complete")).json() as {
         products: unknown[];
       };
       assert.deepEqual(complete.products, []);
-      const page = (await app.inject("/v1/products?limit=1")).json() as {
+      const page = (await api("/v1/products?limit=1")).json() as {
         nextCursor: string | null;
       };
       assert.ok(page.nextCursor);
-      const next = (await app.inject(`/v1/products?limit=1&cursor=${page.nextCursor}`)).json() as {
+      const next = (await api(`/v1/products?limit=1&cursor=${page.nextCursor}`)).json() as {
         products: unknown[];
       };
       assert.deepEqual(next.products, []);
-      const coverage = (await app.inject("/v1/coverage")).json() as {
+      const coverage = (await api("/v1/coverage")).json() as {
         products: number;
         requiredSlots: number;
         publishedSlots: number;
@@ -158,11 +168,11 @@ for (const backend of BACKENDS) {
       assert.equal(coverage.products, 1);
       assert.equal(coverage.requiredSlots, 5);
       assert.equal(coverage.publishedSlots, 2);
-      const jobs = (await app.inject("/v1/jobs?state=needs_review")).json() as {
+      const jobs = (await api("/v1/jobs?state=needs_review")).json() as {
         jobs: { id: number; lastError: string }[];
       };
       assert.equal(jobs.jobs.length, 3);
-      const job = (await app.inject(`/v1/jobs/${jobs.jobs[0]?.id}`)).json() as {
+      const job = (await api(`/v1/jobs/${jobs.jobs[0]?.id}`)).json() as {
         attemptLog: { outcome: string }[];
       };
       assert.equal(job.attemptLog[0]?.outcome, "cannot_make");
@@ -227,14 +237,14 @@ for (const backend of BACKENDS) {
         ],
       ];
       for (const [name, request, status, code] of cases) {
-        const response = await app.inject(request);
+        const response = await api(request);
         assert.equal(response.statusCode, status, `${name}: ${response.body}`);
         const problem = problemOf(response);
         assert.equal(problem.code, code, name);
         assert.equal(problem.status, status, name);
         assert.ok(problem.title && problem.detail && problem.type.endsWith(code), name);
       }
-      const oversized = await app.inject({
+      const oversized = await api({
         method: "POST",
         url: "/v1/products",
         payload: JSON.stringify({ sku: "BIG", title: "x".repeat(65 * 1024 * 1024) }),
@@ -245,7 +255,7 @@ for (const backend of BACKENDS) {
     });
 
     it("reports each product of a batch, accepting the good ones", async () => {
-      const response = await app.inject({
+      const response = await api({
         method: "POST",
         url: "/v1/products",
         payload: {

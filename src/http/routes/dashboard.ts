@@ -10,8 +10,36 @@ const percent = (ratio: number) => `${(ratio * 100).toFixed(1)}%`;
 
 /**
  * The operator's page (DESIGN §10): coverage, queue, review queue and recent assets. Server-
- * rendered HTML from the same repository functions the API uses; no build step, no script.
+ * rendered HTML from the same repository functions the API uses; no build step. The page is
+ * open; the /v1 links it shows need an API key, which one small script asks for once and keeps
+ * in sessionStorage (gone when the tab closes), sending it as `Authorization: Bearer`.
  */
+// A browser cannot put a Bearer header on a plain link: /v1 links are fetched with the key and
+// their JSON shown in place (the address bar shows the API URL, for copying).
+const API_LINK_SCRIPT = `
+document.addEventListener("click", async (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a[href^='/v1/']") : null;
+  if (!link || event.button !== 0 || event.metaKey || event.ctrlKey) return;
+  event.preventDefault();
+  let key = sessionStorage.getItem("shotlist.apiKey");
+  if (!key) {
+    key = prompt("API key with the read scope (shotlist keys create --scopes read)");
+    if (!key) return;
+    sessionStorage.setItem("shotlist.apiKey", key.trim());
+  }
+  const response = await fetch(link.getAttribute("href"), {
+    headers: { authorization: "Bearer " + sessionStorage.getItem("shotlist.apiKey") },
+  });
+  if (response.status === 401) sessionStorage.removeItem("shotlist.apiKey");
+  const text = JSON.stringify(await response.json(), null, 2);
+  history.pushState(null, "", link.getAttribute("href"));
+  const pre = document.createElement("pre");
+  pre.textContent = text;
+  document.body.replaceChildren(pre);
+});
+addEventListener("popstate", () => location.reload());
+`;
+
 export function dashboardRoutes(app: FastifyInstance, runtime: Runtime) {
   app.get("/", async (_request, reply) => {
     const [coverage, depth, review, recent] = await Promise.all([
@@ -74,6 +102,7 @@ ${recent.map((row) => `<figure><a href="/v1/assets/${row.id}"><img loading="lazy
 <table><tr><th>job</th><th>key</th><th>attempts</th><th>last error</th></tr>
 ${failedJobs.map((job) => `<tr><td><a href="/v1/jobs/${job.id}">${job.id}</a></td><td>${escapeHtml(job.key.slice(0, 24))}…</td><td>${job.attempts}</td><td>${escapeHtml(job.last_error ?? "")}</td></tr>`).join("") || `<tr><td colspan="4">none</td></tr>`}
 </table>
+<script>${API_LINK_SCRIPT}</script>
 </body></html>`;
     return reply.type("text/html; charset=utf-8").header("Cache-Control", "no-store").send(html);
   });

@@ -11,6 +11,7 @@ import {
   getVariants,
   listProducts,
 } from "../../store/products.js";
+import { idempotencyHooks } from "../idempotency.js";
 
 export const MAX_BATCH = 1000;
 
@@ -101,42 +102,46 @@ export function productRoutes(app: FastifyInstance, runtime: Runtime) {
   });
 
   /** One product or a batch (`{products: [...]}`, up to 1,000); each goes through the one intake. */
-  app.post("/v1/products", { bodyLimit: 64 * 1024 * 1024 }, async (request, reply) => {
-    const body = request.body;
-    if (body !== null && typeof body === "object" && "products" in body) {
-      const products = (body as { products: unknown }).products;
-      if (!Array.isArray(products) || products.length === 0) {
-        throw new ShotlistError("invalid_request", "products must be a non-empty array", {
-          status: 422,
-        });
-      }
-      if (products.length > MAX_BATCH) {
-        throw new ShotlistError(
-          "invalid_request",
-          `a batch holds at most ${MAX_BATCH} products; got ${products.length}`,
-          {
+  app.post(
+    "/v1/products",
+    { bodyLimit: 64 * 1024 * 1024, ...idempotencyHooks(runtime) },
+    async (request, reply) => {
+      const body = request.body;
+      if (body !== null && typeof body === "object" && "products" in body) {
+        const products = (body as { products: unknown }).products;
+        if (!Array.isArray(products) || products.length === 0) {
+          throw new ShotlistError("invalid_request", "products must be a non-empty array", {
             status: 422,
-          },
-        );
-      }
-      const results = [];
-      for (const [index, product] of products.entries()) {
-        try {
-          results.push({
-            index,
-            status: "accepted",
-            ...(await submitProduct(runtime.intake, product)),
           });
-        } catch (error) {
-          if (!(error instanceof ShotlistError)) throw error;
-          results.push({ index, status: "rejected", code: error.code, detail: error.message });
         }
+        if (products.length > MAX_BATCH) {
+          throw new ShotlistError(
+            "invalid_request",
+            `a batch holds at most ${MAX_BATCH} products; got ${products.length}`,
+            {
+              status: 422,
+            },
+          );
+        }
+        const results = [];
+        for (const [index, product] of products.entries()) {
+          try {
+            results.push({
+              index,
+              status: "accepted",
+              ...(await submitProduct(runtime.intake, product)),
+            });
+          } catch (error) {
+            if (!(error instanceof ShotlistError)) throw error;
+            results.push({ index, status: "rejected", code: error.code, detail: error.message });
+          }
+        }
+        return reply.code(207).send({ results });
       }
-      return reply.code(207).send({ results });
-    }
-    const result = await submitProduct(runtime.intake, body);
-    return reply.code(result.created ? 201 : 200).send(result);
-  });
+      const result = await submitProduct(runtime.intake, body);
+      return reply.code(result.created ? 201 : 200).send(result);
+    },
+  );
 }
 
 function decodeCursor(cursor: string): string {
