@@ -22,6 +22,8 @@ export interface FakeMedia {
   /** Polls (product reads) seen since creation; drives the status. */
   polls: number;
   fetched: "pending" | "image" | "not_image";
+  /** Ends FAILED whatever its source (failNextMedia). */
+  failing?: boolean;
 }
 
 export interface FakeShopify {
@@ -36,6 +38,10 @@ export interface FakeShopify {
   createProduct(numericId: number, title: string): string;
   /** Media a merchant uploaded in the admin (no Shotlist record). */
   addMerchantMedia(productGid: string, alt: string): FakeMedia;
+  /** The next `count` media attached end FAILED, as when Shopify cannot process an image. */
+  failNextMedia(count: number): void;
+  /** Count of 200 THROTTLED answers (the bucket was empty). */
+  throttledGraphql: number;
   /** The next `count` requests answer 429 with `Retry-After: retryAfterSeconds`. */
   fail429(count: number, retryAfterSeconds: number): void;
   close(): Promise<void>;
@@ -60,7 +66,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
   let pending429 = { count: 0, retryAfter: 1 };
   const products: FakeShopify["products"] = new Map();
   const operations: string[] = [];
-  const state = { throttled429: 0 };
+  const state = { throttled429: 0, throttledGraphql: 0, failNext: 0 };
 
   const leak = () => {
     const now = Date.now();
@@ -85,7 +91,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
   function advance(media: FakeMedia): void {
     if (media.status === "READY" || media.status === "FAILED") return;
     media.polls++;
-    if (media.fetched === "not_image") media.status = "FAILED";
+    if (media.fetched === "not_image" || media.failing) media.status = "FAILED";
     else if (media.fetched === "pending") media.status = "PROCESSING";
     else media.status = media.polls >= 2 ? "READY" : "PROCESSING";
   }
@@ -140,7 +146,9 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
             originalSource: item.originalSource ?? null,
             polls: 0,
             fetched: "pending",
+            failing: state.failNext > 0,
           };
+          if (state.failNext > 0) state.failNext--;
           product.media.push(media);
           fetchSource(media);
         }
@@ -260,6 +268,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       restoreRate,
     });
     if (available < cost) {
+      state.throttledGraphql++;
       // Shopify answers 200 with a THROTTLED error, runs nothing and charges nothing.
       json(200, {
         errors: [
@@ -312,6 +321,12 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     operations,
     get throttled429() {
       return state.throttled429;
+    },
+    get throttledGraphql() {
+      return state.throttledGraphql;
+    },
+    failNextMedia(count) {
+      state.failNext = count;
     },
     createProduct(numericId, title) {
       const id = `gid://shopify/Product/${numericId}`;

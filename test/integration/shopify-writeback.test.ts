@@ -127,6 +127,11 @@ describe("Shopify write-back on postgres", () => {
     });
     assert.ok(job);
     assert.equal(shopify.throttled429, 3, "the 429 burst was answered and waited out");
+    assert.equal(
+      shopify.throttledGraphql,
+      0,
+      "the client waited for bucket points instead of being refused",
+    );
 
     const published = await env.runtime.db.query<{ slot: string; alt: string }>(
       `select slot, alt from product_slots where product_sku = 'MUG-WRITEBACK' and state = 'published'
@@ -228,5 +233,55 @@ describe("Shopify write-back on postgres", () => {
         ["old-hero", "removed"],
       ],
     );
+  });
+
+  it("attaches again a media Shopify failed to process", async () => {
+    const [first] = await env.runtime.db.query<{ slot: string; media_gid: string }>(
+      `select slot, media_gid from shopify_media where product_gid = $1 and status = 'ready'
+       order by position limit 1`,
+      [productGid],
+    );
+    assert.ok(first);
+    // Forget the first slot on both sides, then make Shopify fail the next upload once.
+    const product = shopify.products.get(productGid);
+    assert.ok(product);
+    product.media = product.media.filter((item) => item.id !== first.media_gid);
+    await env.runtime.db.query("delete from shopify_media where media_gid = $1", [first.media_gid]);
+    shopify.failNextMedia(1);
+    const job = await enqueueJob(env.runtime.db, {
+      kind: SHOPIFY_WRITEBACK_KIND,
+      key: `${SHOPIFY_WRITEBACK_KIND}:MUG-WRITEBACK:failed-upload`,
+      payload: { sku: "MUG-WRITEBACK" },
+      maxAttempts: 3,
+    });
+    worker.wake();
+    const done = await waitFor(async () => {
+      const [row] = await env.runtime.db.query<{ state: string; attempts: number }>(
+        "select state, attempts from jobs where id = $1",
+        [job.id],
+      );
+      return row?.state === "succeeded" && row;
+    }, "the write-back to succeed after a FAILED media");
+    assert.equal(done.attempts, 2, "one failed attempt, then a successful one");
+    const [record] = await env.runtime.db.query<{ status: string; media_gid: string }>(
+      "select status, media_gid from shopify_media where product_gid = $1 and slot = $2 and status = 'ready'",
+      [productGid, first.slot],
+    );
+    assert.ok(record, "the slot's media is recorded READY");
+    const media = shopify.products.get(productGid)?.media ?? [];
+    assert.equal(media.find((item) => item.id === record.media_gid)?.status, "READY");
+    assert.ok(
+      media.every((item) => item.status !== "FAILED"),
+      "the failed media was deleted from the product",
+    );
+  });
+
+  it("refuses Admin API calls without the access token", async () => {
+    const response = await fetch(`${shopify.url}/admin/api/2026-10/graphql.json`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ shop { name } }" }),
+    });
+    assert.equal(response.status, 401);
   });
 });
