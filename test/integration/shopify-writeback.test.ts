@@ -5,10 +5,11 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
+import { ShotlistError } from "../../src/domain/errors.js";
 import { buildApp } from "../../src/http/app.js";
 import { SHOPIFY_WRITEBACK_KIND } from "../../src/integrations/shopify/writeback.js";
-import type { Worker } from "../../src/queue/worker.js";
-import { enqueueJob } from "../../src/store/jobs.js";
+import { startWorker, type Worker } from "../../src/queue/worker.js";
+import { enqueueJob, getJob } from "../../src/store/jobs.js";
 import { type FakeShopify, sendShopifyWebhook, startFakeShopify } from "../fakes/shopify.js";
 import { createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
@@ -283,5 +284,44 @@ describe("Shopify write-back on postgres", () => {
       body: JSON.stringify({ query: "{ shop { name } }" }),
     });
     assert.equal(response.status, 401);
+  });
+
+  it("retries a throttled job no sooner than the Retry-After it was given", async () => {
+    const job = await enqueueJob(env.runtime.db, {
+      kind: "throttled-test",
+      key: "throttled-test:1",
+      payload: {},
+      maxAttempts: 3,
+    });
+    const hinted = startWorker({
+      db: env.runtime.db,
+      log: env.runtime.log,
+      pollMs: 20,
+      retryBaseMs: 10,
+      handlers: {
+        "throttled-test": {
+          async run() {
+            throw new ShotlistError("shopify_error", "Shopify throttled the write-back", {
+              retryable: true,
+              extra: { retryAfterMs: 60_000 },
+            });
+          },
+          async onNeedsReview() {},
+        },
+      },
+    });
+    try {
+      const row = await waitFor(async () => {
+        const current = await getJob(env.runtime.db, job.id);
+        return current?.state === "retrying" && current;
+      }, "the throttled job to be retrying");
+      const [delay] = await env.runtime.db.query<{ seconds: number }>(
+        "select extract(epoch from run_at - updated_at)::float8 as seconds from jobs where id = $1",
+        [row.id],
+      );
+      assert.ok((delay?.seconds ?? 0) >= 59, `retry in ${delay?.seconds} s`);
+    } finally {
+      await hinted.stop();
+    }
   });
 });
