@@ -6,6 +6,12 @@ import { loadShotList } from "./config/shotlist.js";
 import { ShotlistError } from "./domain/errors.js";
 import type { ShotListConfig } from "./domain/shotlist.js";
 import type { IntakeDeps } from "./intake/submit.js";
+import { createShopifyAdminClient, createShopifyGraphql } from "./integrations/shopify/client.js";
+import {
+  createShopifyWritebackHandler,
+  enqueueShopifyWriteback,
+  SHOPIFY_WRITEBACK_KIND,
+} from "./integrations/shopify/writeback.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createLocalProvider } from "./providers/local/index.js";
 import {
@@ -14,6 +20,7 @@ import {
   type ProviderRegistry,
 } from "./providers/registry.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
+import type { JobHandler } from "./queue/worker.js";
 import { startWorker, type Worker } from "./queue/worker.js";
 import { type Db, openDb } from "./store/db.js";
 import { migrate } from "./store/migrate.js";
@@ -29,7 +36,13 @@ export interface Runtime {
   metrics: Metrics;
   intake: IntakeDeps;
   /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
-  startWorker(overrides?: { concurrency?: number; pollMs?: number; retryBaseMs?: number }): Worker;
+  startWorker(overrides?: {
+    concurrency?: number;
+    pollMs?: number;
+    retryBaseMs?: number;
+    /** Media status poll interval of the Shopify write-back; default 1 s. */
+    shopifyPollMs?: number;
+  }): Worker;
   close(): Promise<void>;
 }
 
@@ -77,6 +90,19 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
     metrics,
     intake,
     startWorker(overrides = {}) {
+      // Shopify write-back (DESIGN §4): only when a shop and a token are configured.
+      const shopify = settings.shopifyWriteback;
+      const writeback: Record<string, JobHandler> = shopify
+        ? {
+            [SHOPIFY_WRITEBACK_KIND]: createShopifyWritebackHandler({
+              db,
+              target: shopify,
+              graphql: createShopifyGraphql(createShopifyAdminClient(shopify)),
+              publicUrl: settings.publicUrl,
+              pollMs: overrides.shopifyPollMs,
+            }),
+          }
+        : {};
       const worker = startWorker({
         db,
         log,
@@ -94,7 +120,16 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
                 { provider: event.provider, slot: event.slot, outcome: event.outcome },
                 event.durationMs / 1000,
               ),
+            onPublished: shopify
+              ? (tx, published) =>
+                  enqueueShopifyWriteback(
+                    tx,
+                    published.map((row) => row.sku),
+                    settings.maxAttempts,
+                  )
+              : undefined,
           }),
+          ...writeback,
         },
         onFinished: (job, state, durationMs) =>
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000),

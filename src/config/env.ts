@@ -52,6 +52,12 @@ const envSchema = z.object({
    * (`*` = every other type). Default: a product_type equal to a category name (any case).
    */
   SHOTLIST_SHOPIFY_CATEGORIES: z.string().optional(),
+  /** Shopify write-back target shop, e.g. `example.myshopify.com`. Unset → no write-back. */
+  SHOTLIST_SHOPIFY_SHOP: z.string().min(1).optional(),
+  /** Admin API access token of the app installed on that shop. Unset → no write-back. */
+  SHOTLIST_SHOPIFY_ACCESS_TOKEN: z.string().min(1).optional(),
+  /** Base URL that replaces `https://<shop>` for Admin API calls (tests, proxies). */
+  SHOTLIST_SHOPIFY_API_URL: z.string().url().optional(),
   /** Standard Webhooks secrets (`whsec_…`), comma-separated; any one verifies (rotation). */
   SHOTLIST_INTAKE_WEBHOOK_SECRETS: z.string().optional(),
   /** pino level; default info. */
@@ -81,6 +87,8 @@ export interface Settings {
   shopifyWebhookSecret: string | undefined;
   shopifyCategories: string | undefined;
   intakeWebhookSecrets: string[];
+  /** Shopify write-back target; undefined when shop or token is unset. */
+  shopifyWriteback: { shop: string; accessToken: string; apiUrl: string | undefined } | undefined;
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -122,5 +130,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       .split(",")
       .map((secret) => secret.trim())
       .filter((secret) => secret.length > 0),
+    shopifyWriteback:
+      values.SHOTLIST_SHOPIFY_SHOP && values.SHOTLIST_SHOPIFY_ACCESS_TOKEN
+        ? {
+            shop: values.SHOTLIST_SHOPIFY_SHOP,
+            accessToken: values.SHOTLIST_SHOPIFY_ACCESS_TOKEN,
+            apiUrl: values.SHOTLIST_SHOPIFY_API_URL?.replace(/\/+$/, ""),
+          }
+        : undefined,
   };
 }

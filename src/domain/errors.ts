@@ -29,6 +29,7 @@ export type ErrorCode =
   | "database_error"
   | "invalid_rendition_option"
   | "signature_invalid"
+  | "shopify_error"
   | "internal"
   | "unauthorized"
   | "forbidden"

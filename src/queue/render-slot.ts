@@ -30,6 +30,8 @@ export interface RenderSlotDeps {
     outcome: string;
     durationMs: number;
   }) => void;
+  /** Runs in the publishing transaction with the product slots just published (write-back). */
+  onPublished?: (tx: Queryable, published: { sku: string; slot: string }[]) => Promise<void>;
 }
 
 /**
@@ -114,7 +116,8 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             attempts,
             write: async (tx) => {
               const assetId = await insertAsset(tx, { ...asset, state: "published" });
-              await publishOnSlots(tx, payload.links[0] ?? hash, assetId);
+              const published = await publishOnSlots(tx, payload.links[0] ?? hash, assetId);
+              await deps.onPublished?.(tx, published);
             },
           };
         }

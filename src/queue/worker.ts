@@ -161,7 +161,12 @@ export function startWorker(options: WorkerOptions): Worker {
           finalState = await giveUp(job, handler ?? noHandler, reason, records);
           jobLog.error({ err: error }, `job gave up: ${reason}`);
         } else {
-          const delayMs = fullJitterDelayMs(job.attempts, retryBaseMs, retryCapMs);
+          // A delay the failure itself asks for (e.g. a 429's Retry-After) is a floor.
+          const hinted = error instanceof ShotlistError ? error.extra.retryAfterMs : undefined;
+          const delayMs = Math.max(
+            fullJitterDelayMs(job.attempts, retryBaseMs, retryCapMs),
+            typeof hinted === "number" ? hinted : 0,
+          );
           await options.db.transaction(async (tx) => {
             if (
               !(await finishJob(tx, job.id, workerId, {
