@@ -45,6 +45,8 @@ const envSchema = z.object({
   SHOTLIST_SIGNING_KEY: z.string().min(16).optional(),
   /** How long an /i/ request waits for a slot's in-progress generation; default 2000 ms. */
   SHOTLIST_ONDEMAND_DEADLINE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
+  /** `max-age` of the /i/ current-asset alias (DESIGN §3); default 60 s. */
+  SHOTLIST_ALIAS_MAX_AGE_S: z.coerce.number().int().min(1).max(86_400).default(60),
   /** pino level; default info. */
   SHOTLIST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -69,6 +71,7 @@ export interface Settings {
   logLevel: z.infer<typeof envSchema>["SHOTLIST_LOG_LEVEL"];
   signingKey: string | undefined;
   onDemandDeadlineMs: number;
+  aliasMaxAgeS: number;
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -104,5 +107,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     logLevel: values.SHOTLIST_LOG_LEVEL,
     signingKey: values.SHOTLIST_SIGNING_KEY,
     onDemandDeadlineMs: values.SHOTLIST_ONDEMAND_DEADLINE_MS,
+    aliasMaxAgeS: values.SHOTLIST_ALIAS_MAX_AGE_S,
   };
 }
