@@ -29,6 +29,27 @@ const photo = readFileSync(
 /** Short, so expiry can be watched within the test; the shipped default is 60 s. */
 const ALIAS_MAX_AGE_S = 2;
 const FALLBACK_MAX_AGE_S = 10;
+/** One small slot per product keeps the renders (and so the test) short on a 2-core machine. */
+const SHOT_LIST = `version: 1
+defaults:
+  output: { width: 800, height: 800, format: jpeg, quality: 86 }
+slots:
+  hero:
+    alt: "{{title}}"
+    source: { reference: 0 }
+    chain:
+      - provider: local
+        model: sharp
+        steps:
+          - { op: cutout }
+          - { op: crop }
+          - { op: place, fill: 0.85, background: "#ffffff" }
+    checks:
+      notBlank: { minStdDev: 4 }
+categories:
+  home:
+    slots: [hero]
+`;
 
 /** The nginx binary: Debian's, or whatever `nginx` is on PATH; a clear failure otherwise. */
 function nginxBinary(): string {
@@ -101,7 +122,10 @@ describe("nginx from deploy/ as a caching CDN in front of Shotlist", () => {
 
   before(async () => {
     const binary = nginxBinary();
+    dir = mkdtempSync(join(tmpdir(), "shotlist-nginx-"));
+    writeFileSync(join(dir, "shotlist.yaml"), SHOT_LIST);
     env = await createTestRuntime("pglite", {
+      SHOTLIST_CONFIG: join(dir, "shotlist.yaml"),
       SHOTLIST_ALIAS_MAX_AGE_S: String(ALIAS_MAX_AGE_S),
       // A slot not yet made is answered with its fallback at once.
       SHOTLIST_ONDEMAND_DEADLINE_MS: "0",
@@ -122,7 +146,6 @@ describe("nginx from deploy/ as a caching CDN in front of Shotlist", () => {
     const address = app.server.address();
     if (address === null || typeof address === "string") throw new Error("no address");
 
-    dir = mkdtempSync(join(tmpdir(), "shotlist-nginx-"));
     const cacheDir = join(dir, "cache");
     mkdirSync(cacheDir);
     const port = await freePort();
