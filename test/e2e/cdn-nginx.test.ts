@@ -124,7 +124,7 @@ describe("nginx from deploy/ as a caching CDN in front of Shotlist", () => {
     const binary = nginxBinary();
     dir = mkdtempSync(join(tmpdir(), "shotlist-nginx-"));
     writeFileSync(join(dir, "shotlist.yaml"), SHOT_LIST);
-    env = await createTestRuntime("pglite", {
+    env = await createTestRuntime("postgres", {
       SHOTLIST_CONFIG: join(dir, "shotlist.yaml"),
       SHOTLIST_ALIAS_MAX_AGE_S: String(ALIAS_MAX_AGE_S),
       // A slot not yet made is answered with its fallback at once.
