@@ -216,6 +216,15 @@ describe("nginx from deploy/ as a caching CDN in front of Shotlist", () => {
     assert.equal(await originRequests(), asked, "a HIT never reaches Shotlist");
   });
 
+  it("passes the rest through uncached", async () => {
+    const response = await fetch(`${base}/healthz`);
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { status: "ok" });
+    assert.equal(response.headers.get("x-cache-status"), null);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /shotlist_ondemand_requests_total/);
+  });
+
   it("keeps AVIF and WebP answers of one URL apart, whatever the raw Accept string", async () => {
     const url = "/i/MUG-CDN/hero/thumb";
     const avif = await get(url, "image/avif,image/webp,image/apng,*/*;q=0.8");
