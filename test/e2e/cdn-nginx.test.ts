@@ -216,6 +216,21 @@ describe("nginx from deploy/ as a caching CDN in front of Shotlist", () => {
     assert.equal(await originRequests(), asked, "a HIT never reaches Shotlist");
   });
 
+  it("caches /a/ assets by hash, and never a 404", async () => {
+    const alias = await fetch(`${base}/i/MUG-CDN/hero`);
+    const sha = String(alias.headers.get("etag")).replaceAll('"', "");
+    const first = await get(`/a/${sha}.jpg`);
+    assert.equal(first.status, 200);
+    assert.match(String(first.cacheControl), /immutable/);
+    assert.ok(["MISS", "HIT"].includes(String(first.cache)));
+    assert.equal((await get(`/a/${sha}.jpg`)).cache, "HIT");
+    const missing = `/a/${"0".repeat(64)}.jpg`;
+    assert.equal((await get(missing)).status, 404);
+    const again = await get(missing);
+    assert.equal(again.status, 404);
+    assert.notEqual(again.cache, "HIT", "a missing asset may appear later: its 404 is not kept");
+  });
+
   it("passes the rest through uncached", async () => {
     const response = await fetch(`${base}/healthz`);
     assert.equal(response.status, 200);
