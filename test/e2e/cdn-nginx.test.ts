@@ -225,7 +225,9 @@ describe("nginx from deploy/ as a caching CDN in front of Shotlist", () => {
     assert.ok(["MISS", "HIT"].includes(String(first.cache)));
     assert.equal((await get(`/a/${sha}.jpg`)).cache, "HIT");
     const missing = `/a/${"0".repeat(64)}.jpg`;
-    assert.equal((await get(missing)).status, 404);
+    const notThere = await get(missing);
+    assert.equal(notThere.status, 404);
+    assert.equal(notThere.cacheControl, null, "Shotlist does not call a 404 immutable");
     const again = await get(missing);
     assert.equal(again.status, 404);
     assert.notEqual(again.cache, "HIT", "a missing asset may appear later: its 404 is not kept");
