@@ -30,6 +30,7 @@ function benchScripts(): BenchScript[] {
     { name: "import-dry-run-rss", args: [], timeoutMs: 45 * 60_000 },
     { name: "renditions", args: [], timeoutMs: 20 * 60_000 },
     { name: "idempotency", args: [], timeoutMs: 15 * 60_000 },
+    { name: "cdn", args: [], timeoutMs: 10 * 60_000 },
     {
       name: "catalogue-5k",
       args: ["--skus", String(skus)],

@@ -60,6 +60,8 @@ const envSchema = z.object({
   SHOTLIST_SHOPIFY_API_URL: z.string().url().optional(),
   /** Standard Webhooks secrets (`whsec_…`), comma-separated; any one verifies (rotation). */
   SHOTLIST_INTAKE_WEBHOOK_SECRETS: z.string().optional(),
+  /** `max-age` of the /i/ current-asset alias (DESIGN §3); default 60 s. */
+  SHOTLIST_ALIAS_MAX_AGE_S: z.coerce.number().int().min(1).max(86_400).default(60),
   /** pino level; default info. */
   SHOTLIST_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -89,6 +91,7 @@ export interface Settings {
   intakeWebhookSecrets: string[];
   /** Shopify write-back target; undefined when shop or token is unset. */
   shopifyWriteback: { shop: string; accessToken: string; apiUrl: string | undefined } | undefined;
+  aliasMaxAgeS: number;
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -138,5 +141,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
             apiUrl: values.SHOTLIST_SHOPIFY_API_URL?.replace(/\/+$/, ""),
           }
         : undefined,
+    aliasMaxAgeS: values.SHOTLIST_ALIAS_MAX_AGE_S,
   };
 }

@@ -29,8 +29,11 @@ export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
       if (await runtime.blobs.has(assetKey(sha256, ext))) return reply.code(304).send();
     }
     const bytes = await runtime.blobs.get(assetKey(sha256, ext));
-    if (!bytes)
+    if (!bytes) {
+      // Not there yet is not forever: a cache must not keep this 404 as immutable.
+      reply.removeHeader("Cache-Control").removeHeader("ETag");
       throw new ShotlistError("not_found", `no asset ${request.params.name}`, { status: 404 });
+    }
     return reply.type(MIME[ext] ?? "application/octet-stream").send(bytes);
   });
 

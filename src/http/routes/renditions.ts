@@ -21,6 +21,10 @@ import { findSlotSources, type SourceAsset, slotState } from "../../store/on-dem
 /** DESIGN §3: the "current asset" alias may be served stale by a CDN while it revalidates. */
 export const CURRENT_ALIAS_CACHE_CONTROL =
   "public, max-age=60, stale-while-revalidate=86400, stale-if-error=86400";
+/** The alias's Cache-Control for a `max-age` other than 60 s (`SHOTLIST_ALIAS_MAX_AGE_S`). */
+export function aliasCacheControl(maxAgeS: number): string {
+  return CURRENT_ALIAS_CACHE_CONTROL.replace("max-age=60", `max-age=${maxAgeS}`);
+}
 /** A fallback is replaced as soon as the real image lands, so caches keep it only briefly. */
 export const FALLBACK_CACHE_CONTROL = "public, max-age=10";
 
@@ -67,6 +71,7 @@ export function renditionRoutes(
   } = {},
 ) {
   const deadlineMs = routeOptions.deadlineMs ?? runtime.settings.onDemandDeadlineMs;
+  const currentCacheControl = aliasCacheControl(runtime.settings.aliasMaxAgeS);
   // Single flight within this process: concurrent requests for one missing rendition share
   // one render (keyed by the rendition's content address).
   const inFlight = new Map<string, Promise<Buffer>>();
@@ -246,7 +251,7 @@ export function renditionRoutes(
     if (fallback) {
       reply.header("Cache-Control", FALLBACK_CACHE_CONTROL).header("Shotlist-Fallback", fallback);
     } else {
-      reply.header("Cache-Control", CURRENT_ALIAS_CACHE_CONTROL);
+      reply.header("Cache-Control", currentCacheControl);
     }
 
     const ifNoneMatch = request.headers["if-none-match"];
