@@ -13,8 +13,9 @@ import {
   createRegistry,
   type ProviderRegistry,
 } from "./providers/registry.js";
+import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
-import { startWorker, type Worker } from "./queue/worker.js";
+import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
 import { type Db, openDb } from "./store/db.js";
 import { migrate } from "./store/migrate.js";
 
@@ -29,7 +30,13 @@ export interface Runtime {
   metrics: Metrics;
   intake: IntakeDeps;
   /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
-  startWorker(overrides?: { concurrency?: number; pollMs?: number; retryBaseMs?: number }): Worker;
+  startWorker(overrides?: {
+    concurrency?: number;
+    pollMs?: number;
+    retryBaseMs?: number;
+    /** Job kinds this worker claims; default every kind. */
+    kinds?: readonly string[];
+  }): Worker;
   close(): Promise<void>;
 }
 
@@ -67,6 +74,19 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
       for (const worker of workers) worker.wake();
     },
   };
+  const handlers: Record<string, JobHandler> = {
+    render: createRenderSlotHandler({
+      blobs,
+      providers,
+      db,
+      onLinkFinished: (event) =>
+        metrics.linkDuration.observe(
+          { provider: event.provider, slot: event.slot, outcome: event.outcome },
+          event.durationMs / 1000,
+        ),
+    }),
+    intake: createIntakeJobHandler(intake),
+  };
   return {
     settings,
     log,
@@ -84,18 +104,11 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
         leaseMs: settings.leaseMs,
         pollMs: overrides.pollMs,
         retryBaseMs: overrides.retryBaseMs ?? settings.retryBaseMs,
-        handlers: {
-          render: createRenderSlotHandler({
-            blobs,
-            providers,
-            db,
-            onLinkFinished: (event) =>
-              metrics.linkDuration.observe(
-                { provider: event.provider, slot: event.slot, outcome: event.outcome },
-                event.durationMs / 1000,
-              ),
-          }),
-        },
+        handlers: Object.fromEntries(
+          Object.entries(handlers).filter(
+            ([kind]) => !overrides.kinds || overrides.kinds.includes(kind),
+          ),
+        ),
         onFinished: (job, state, durationMs) =>
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000),
       });
