@@ -10,7 +10,7 @@ import {
 } from "../../intake/shopify.js";
 import { parseProductInput } from "../../intake/submit.js";
 import type { Runtime } from "../../runtime.js";
-import { recordDelivery, type WebhookSource } from "../../store/webhooks.js";
+import { createDeliveryQueue, type WebhookSource } from "../../store/webhooks.js";
 
 /** Largest webhook body; a Shopify product with 2,048 variants is about 2 MiB. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -59,9 +59,11 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
     }
   });
   const log = runtime.log.child({ component: "webhooks" });
+  const enqueueDelivery = createDeliveryQueue(runtime.db, runtime.settings.maxAttempts);
 
   /**
-   * The durable enqueue: the receipt and the `intake` job in one statement. 200 means both are
+   * The durable enqueue: the receipt and the `intake` job in one statement (group-committed
+   * with the deliveries arriving alongside). 200 means both are
    * committed; the product appears when a worker runs the job (reference images are fetched
    * there, not here).
    */
@@ -72,12 +74,7 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
     topic: string,
     product: ProductInput,
   ) {
-    const jobId = await recordDelivery(
-      runtime.db,
-      { source, deliveryId, topic, sku: product.sku },
-      product,
-      runtime.settings.maxAttempts,
-    );
+    const jobId = await enqueueDelivery({ source, deliveryId, topic, sku: product.sku }, product);
     if (jobId === undefined) return reply.code(200).send({ status: "duplicate", deliveryId });
     runtime.intake.onJobsCreated?.();
     return reply.code(200).send({ status: "accepted", deliveryId, sku: product.sku, jobId });
