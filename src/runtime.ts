@@ -19,9 +19,9 @@ import {
   createRegistry,
   type ProviderRegistry,
 } from "./providers/registry.js";
+import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
-import type { JobHandler } from "./queue/worker.js";
-import { startWorker, type Worker } from "./queue/worker.js";
+import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
 import { type Db, openDb } from "./store/db.js";
 import { migrate } from "./store/migrate.js";
 
@@ -42,6 +42,8 @@ export interface Runtime {
     retryBaseMs?: number;
     /** Media status poll interval of the Shopify write-back; default 1 s. */
     shopifyPollMs?: number;
+    /** Job kinds this worker claims; default every kind. */
+    kinds?: readonly string[];
   }): Worker;
   close(): Promise<void>;
 }
@@ -103,6 +105,28 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
             }),
           }
         : {};
+      const handlers: Record<string, JobHandler> = {
+        render: createRenderSlotHandler({
+          blobs,
+          providers,
+          db,
+          onLinkFinished: (event) =>
+            metrics.linkDuration.observe(
+              { provider: event.provider, slot: event.slot, outcome: event.outcome },
+              event.durationMs / 1000,
+            ),
+          onPublished: shopify
+            ? (tx, published) =>
+                enqueueShopifyWriteback(
+                  tx,
+                  published.map((row) => row.sku),
+                  settings.maxAttempts,
+                )
+            : undefined,
+        }),
+        intake: createIntakeJobHandler(intake),
+        ...writeback,
+      };
       const worker = startWorker({
         db,
         log,
@@ -110,27 +134,11 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
         leaseMs: settings.leaseMs,
         pollMs: overrides.pollMs,
         retryBaseMs: overrides.retryBaseMs ?? settings.retryBaseMs,
-        handlers: {
-          render: createRenderSlotHandler({
-            blobs,
-            providers,
-            db,
-            onLinkFinished: (event) =>
-              metrics.linkDuration.observe(
-                { provider: event.provider, slot: event.slot, outcome: event.outcome },
-                event.durationMs / 1000,
-              ),
-            onPublished: shopify
-              ? (tx, published) =>
-                  enqueueShopifyWriteback(
-                    tx,
-                    published.map((row) => row.sku),
-                    settings.maxAttempts,
-                  )
-              : undefined,
-          }),
-          ...writeback,
-        },
+        handlers: Object.fromEntries(
+          Object.entries(handlers).filter(
+            ([kind]) => !overrides.kinds || overrides.kinds.includes(kind),
+          ),
+        ),
         onFinished: (job, state, durationMs) =>
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000),
       });

@@ -52,13 +52,23 @@ export async function saveProductPlan(
       [product.sku, product.title, product.category, JSON.stringify(product.attributes), inputHash],
     );
     await tx.query("delete from variants where product_sku = $1", [product.sku]);
-    for (const [position, variant] of product.variants.entries()) {
-      await tx.query(
-        `insert into variants (product_sku, sku, position, attributes) values ($1, $2, $3, $4)
-         on conflict (product_sku, sku) do update set position = excluded.position, attributes = excluded.attributes`,
-        [product.sku, variant.sku, position, JSON.stringify(variant.attributes)],
-      );
-    }
+    // One statement for all variants (up to 250), not one per variant.
+    await tx.query(
+      `insert into variants (product_sku, sku, position, attributes)
+       select $1::text, v.sku, v.position, v.attributes
+       from jsonb_to_recordset($2::jsonb) as v(sku text, position integer, attributes jsonb)
+       on conflict (product_sku, sku) do update set position = excluded.position, attributes = excluded.attributes`,
+      [
+        product.sku,
+        JSON.stringify(
+          product.variants.map((variant, position) => ({
+            sku: variant.sku,
+            position,
+            attributes: variant.attributes,
+          })),
+        ),
+      ],
+    );
     await tx.query("delete from product_references where product_sku = $1", [product.sku]);
     for (const [position, reference] of references.entries()) {
       await tx.query(
@@ -74,20 +84,27 @@ export async function saveProductPlan(
   }
 
   const slots: SavedSlot[] = [];
+  // Every chain link's recipe in one statement, not one per link.
+  await tx.query(
+    `insert into recipes (hash, recipe, provider, model, slot)
+     select r.hash, r.recipe, r.provider, r.model, r.slot
+     from jsonb_to_recordset($1::jsonb) as r(hash text, recipe jsonb, provider text, model text, slot text)
+     on conflict (hash) do nothing`,
+    [
+      JSON.stringify(
+        plans.flatMap((plan) =>
+          plan.links.map((link) => ({
+            hash: link.recipeHash,
+            recipe: link.recipe,
+            provider: link.recipe.provider,
+            model: link.recipe.model,
+            slot: plan.slot,
+          })),
+        ),
+      ),
+    ],
+  );
   for (const [position, plan] of plans.entries()) {
-    for (const link of plan.links) {
-      await tx.query(
-        `insert into recipes (hash, recipe, provider, model, slot) values ($1, $2, $3, $4, $5)
-         on conflict (hash) do nothing`,
-        [
-          link.recipeHash,
-          JSON.stringify(link.recipe),
-          link.recipe.provider,
-          link.recipe.model,
-          plan.slot,
-        ],
-      );
-    }
     const payload: RenderJobPayload = {
       slot: plan.slot,
       links: plan.links.map((link) => link.recipeHash),

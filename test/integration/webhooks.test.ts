@@ -11,8 +11,9 @@ import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { Webhook } from "standardwebhooks";
 import { importCatalogue } from "../../src/cli/import.js";
 import { buildApp } from "../../src/http/app.js";
+import { getJob, type JobRow } from "../../src/store/jobs.js";
 import { apiHeaders } from "../helpers/auth.js";
-import { BACKENDS, createTestRuntime, type TestRuntime } from "../helpers/backends.js";
+import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
 const photo = readFileSync(
   fileURLToPath(new URL("../../examples/catalogue/images/MUG-STONEWARE-0.jpg", import.meta.url)),
@@ -34,8 +35,12 @@ for (const backend of BACKENDS) {
     let cdnRequests = 0;
     before(async () => {
       // The fake Shopify CDN: serves product photos from loopback, counting requests.
-      cdn = createServer((_request, response) => {
+      cdn = createServer((request, response) => {
         cdnRequests++;
+        if (request.url?.startsWith("/missing/")) {
+          response.writeHead(404, { "content-type": "text/plain" }).end("not found");
+          return;
+        }
         response.writeHead(200, { "content-type": "image/jpeg" }).end(photo);
       });
       await new Promise<void>((resolve) => cdn.listen(0, "127.0.0.1", resolve));
@@ -47,6 +52,8 @@ for (const backend of BACKENDS) {
         SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1",
       });
       app = await buildApp(env.runtime);
+      // Runs the deliveries' intake jobs (not the render jobs they create, which stay queued).
+      env.runtime.startWorker({ kinds: ["intake"], pollMs: 20 });
     });
     after(async () => {
       await app.close();
@@ -58,14 +65,34 @@ for (const backend of BACKENDS) {
       const [row] = await env.runtime.db.query<{
         products: number;
         jobs: number;
+        intakeJobs: number;
         receipts: number;
       }>(
         `select (select count(*)::integer from products) as products,
-           (select count(*)::integer from jobs) as jobs,
+           (select count(*)::integer from jobs where kind <> 'intake') as jobs,
+           (select count(*)::integer from jobs where kind = 'intake') as "intakeJobs",
            (select count(*)::integer from webhook_receipts) as receipts`,
       );
       assert.ok(row);
       return row;
+    }
+
+    /** Waits for the intake job an accepted delivery queued to finish, one way or the other. */
+    async function intakeJobOf(response: LightMyRequestResponse): Promise<JobRow> {
+      const body = response.json() as { status: string; jobId: number };
+      assert.equal(body.status, "accepted", response.body);
+      return waitFor(async () => {
+        const job = await getJob(env.runtime.db, body.jobId);
+        return job && ["succeeded", "needs_review", "failed"].includes(job.state) ? job : undefined;
+      }, `intake job ${body.jobId}`);
+    }
+
+    /** The delivery was accepted and its intake job took the product in. */
+    async function takenIn(response: LightMyRequestResponse): Promise<void> {
+      assert.equal(response.statusCode, 200, response.body);
+      const job = await intakeJobOf(response);
+      assert.equal(job.kind, "intake");
+      assert.equal(job.state, "succeeded", job.last_error ?? "");
     }
 
     async function recipeHashes(sku: string) {
@@ -162,13 +189,15 @@ for (const backend of BACKENDS) {
 
     it("turns a signed Shopify products/create into a product with its jobs", async () => {
       const before = cdnRequests;
+      const start = await counts();
       const response = await sendShopify(shopifyProduct());
       assert.equal(response.statusCode, 200, response.body);
-      const body = response.json() as { status: string; sku: string; jobsCreated: number };
+      const body = response.json() as { status: string; sku: string; jobId: number };
       assert.equal(body.status, "accepted");
       assert.equal(body.sku, "MUG-SPECKLED");
+      await takenIn(response);
       // home: hero, three angles, lifestyle, and the swatch grid (two colour variants).
-      assert.equal(body.jobsCreated, 6);
+      assert.equal((await counts()).jobs, start.jobs + 6);
       assert.equal(cdnRequests, before + 1, "the reference photo was fetched from the CDN");
 
       const product = (
@@ -202,7 +231,9 @@ for (const backend of BACKENDS) {
       });
       const start = await counts();
       const first = await sendShopify(payload, { eventId });
-      assert.equal(first.statusCode, 200, first.body);
+      await takenIn(first);
+      const taken = await counts();
+      assert.ok(taken.jobs > start.jobs, "the first copy planned render jobs");
       const retries = await Promise.all(
         Array.from({ length: 4 }, () => sendShopify(payload, { eventId })),
       );
@@ -212,7 +243,8 @@ for (const backend of BACKENDS) {
       }
       const end = await counts();
       assert.equal(end.receipts, start.receipts + 1);
-      assert.equal(end.jobs, start.jobs + (first.json() as { jobsCreated: number }).jobsCreated);
+      assert.equal(end.intakeJobs, start.intakeJobs + 1);
+      assert.deepEqual(end, taken, "the duplicates changed nothing");
 
       // Concurrent copies of a new delivery: exactly one is accepted.
       const raceId = nextDeliveryId();
@@ -225,7 +257,20 @@ for (const backend of BACKENDS) {
       );
       const statuses = racers.map((racer) => (racer.json() as { status: string }).status).sort();
       assert.deepEqual(statuses, ["accepted", "duplicate", "duplicate", "duplicate", "duplicate"]);
-      assert.equal((await counts()).receipts, end.receipts + 1);
+      const raceJobs = await env.runtime.db.query<{ id: number }>(
+        "select id from jobs where kind = 'intake' and key = $1",
+        [`intake:shopify:${raceId}`],
+      );
+      assert.equal(raceJobs.length, 1, "five concurrent copies queued one intake job");
+      const accepted = racers.find(
+        (racer) => (racer.json() as { status: string }).status === "accepted",
+      );
+      assert.ok(accepted);
+      assert.equal((accepted.json() as { jobId: number }).jobId, raceJobs[0]?.id);
+      await takenIn(accepted);
+      const raced = await counts();
+      assert.equal(raced.receipts, end.receipts + 1);
+      assert.equal(raced.intakeJobs, end.intakeJobs + 1);
     });
 
     it("falls back to X-Shopify-Webhook-Id when there is no event id", async () => {
@@ -235,7 +280,7 @@ for (const backend of BACKENDS) {
       });
       const webhookIdOnly = `wh-only-${nextDeliveryId()}`;
       const first = await sendShopify(payload, { webhookIdOnly });
-      assert.equal((first.json() as { status: string }).status, "accepted", first.body);
+      await takenIn(first);
       const second = await sendShopify(payload, { webhookIdOnly });
       assert.equal((second.json() as { status: string }).status, "duplicate");
       const [receipt] = await env.runtime.db.query<{ delivery_id: string }>(
@@ -309,7 +354,7 @@ for (const backend of BACKENDS) {
           variants,
         }),
       );
-      assert.equal(response.statusCode, 200, response.body);
+      await takenIn(response);
       const stored = await env.runtime.db.query<{ sku: string; attributes: { color: string } }>(
         "select sku, attributes from variants where product_sku = 'TEE-MANY-0' order by position",
       );
@@ -324,17 +369,18 @@ for (const backend of BACKENDS) {
         id: 7_001_700,
         variants: [{ id: 71, sku: "MUG-UPDATE", option1: "red" }],
       });
-      assert.equal((await sendShopify(original)).statusCode, 200);
+      await takenIn(await sendShopify(original));
       const hashes = await recipeHashes("MUG-UPDATE");
       const jobsBefore = (await counts()).jobs;
       const retitled = await sendShopify(
         { ...original, title: "Speckled Mug (new)", tags: "sale", body_html: "<p>New</p>" },
         { topic: "products/update" },
       );
-      assert.equal(retitled.statusCode, 200, retitled.body);
-      const body = retitled.json() as { changed: boolean; jobsCreated: number };
-      assert.equal(body.changed, true, "the title and tags were saved");
-      assert.equal(body.jobsCreated, 0);
+      await takenIn(retitled);
+      const [saved] = await env.runtime.db.query<{ title: string }>(
+        "select title from products where sku = 'MUG-UPDATE'",
+      );
+      assert.equal(saved?.title, "Speckled Mug (new)", "the title was saved");
       assert.equal((await counts()).jobs, jobsBefore);
       assert.deepEqual(await recipeHashes("MUG-UPDATE"), hashes);
 
@@ -349,7 +395,8 @@ for (const backend of BACKENDS) {
         },
         { topic: "products/update" },
       );
-      assert.equal((recoloured.json() as { jobsCreated: number }).jobsCreated, 1);
+      await takenIn(recoloured);
+      assert.equal((await counts()).jobs, jobsBefore + 1);
     });
 
     it("verifies Standard Webhooks: valid, rotated secret, stale, forged", async () => {
@@ -370,8 +417,8 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await counts(), start);
 
       const valid = await sendIntake(product, { id: "msg_lamp_1" });
-      assert.equal(valid.statusCode, 200, valid.body);
-      assert.equal((valid.json() as { jobsCreated: number }).jobsCreated, 5);
+      await takenIn(valid);
+      assert.equal((await counts()).jobs, start.jobs + 5);
       const again = await sendIntake(product, { id: "msg_lamp_1" });
       assert.equal((again.json() as { status: string }).status, "duplicate");
 
@@ -380,16 +427,13 @@ for (const backend of BACKENDS) {
         { ...product, sku: "PIM-LAMP-2" },
         { secret: NEW_INTAKE_SECRET },
       );
-      assert.equal(rotated.statusCode, 200, rotated.body);
+      await takenIn(rotated);
       const raw = JSON.stringify({ ...product, sku: "PIM-LAMP-3" });
       const at = new Date();
       const both = [newSecret(), NEW_INTAKE_SECRET]
         .map((secret) => new Webhook(secret).sign("msg_lamp_3", at, raw))
         .join(" ");
-      assert.equal(
-        (await sendIntake(raw, { id: "msg_lamp_3", at, signature: both })).statusCode,
-        200,
-      );
+      await takenIn(await sendIntake(raw, { id: "msg_lamp_3", at, signature: both }));
 
       const missing = await sendIntake({ sku: "PIM-NOTITLE", category: "home" });
       assert.equal(missing.statusCode, 422);
@@ -424,7 +468,7 @@ for (const backend of BACKENDS) {
       assert.equal((await counts()).jobs, jobsBefore + 6);
 
       const viaIntake = await sendIntake(product);
-      assert.equal(viaIntake.statusCode, 200, viaIntake.body);
+      await takenIn(viaIntake);
       assert.deepEqual(await recipeHashes(sku), planned);
 
       const viaShopify = await sendShopify(
@@ -438,8 +482,8 @@ for (const backend of BACKENDS) {
           images: [{ id: 1, position: 1, src: imageUrl }],
         }),
       );
-      assert.equal(viaShopify.statusCode, 200, viaShopify.body);
       assert.equal((viaShopify.json() as { sku: string }).sku, sku);
+      await takenIn(viaShopify);
       assert.deepEqual(await recipeHashes(sku), planned);
 
       const folder = mkdtempSync(join(tmpdir(), "shotlist-doors-"));
@@ -456,10 +500,26 @@ for (const backend of BACKENDS) {
         rmSync(folder, { recursive: true, force: true });
       }
       assert.deepEqual(await recipeHashes(sku), planned);
-      for (const door of [viaIntake, viaShopify]) {
-        assert.equal((door.json() as { jobsCreated: number }).jobsCreated, 0);
-      }
       assert.equal((await counts()).jobs, jobsBefore + 6, "no door added a duplicate job");
+    });
+
+    it("answers 200 to a delivery whose reference 404s; its intake job records why", async () => {
+      const start = await counts();
+      const response = await sendIntake({
+        sku: "PIM-GONE",
+        title: "Vanished Vase",
+        category: "home",
+        referenceImages: [{ url: `${cdnUrl}/missing/vase.jpg` }],
+      });
+      assert.equal(response.statusCode, 200, response.body);
+      const job = await intakeJobOf(response);
+      assert.equal(job.state, "needs_review");
+      assert.match(job.last_error ?? "", /referenceImages\.0/);
+      assert.match(job.last_error ?? "", /answered 404/);
+      const end = await counts();
+      assert.equal(end.products, start.products, "no product was written");
+      assert.equal(end.jobs, start.jobs);
+      assert.equal(end.receipts, start.receipts + 1, "the delivery is not taken twice");
     });
   });
 }

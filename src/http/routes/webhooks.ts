@@ -2,20 +2,18 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { ShotlistError } from "../../domain/errors.js";
+import type { ProductInput } from "../../domain/product.js";
 import {
   parseCategoryMapping,
   productFromShopify,
   SHOPIFY_PRODUCT_TOPICS,
 } from "../../intake/shopify.js";
-import { submitProduct } from "../../intake/submit.js";
+import { parseProductInput } from "../../intake/submit.js";
 import type { Runtime } from "../../runtime.js";
-import { hasReceipt, recordReceipt, type WebhookSource } from "../../store/webhooks.js";
+import { createDeliveryQueue, type WebhookSource } from "../../store/webhooks.js";
 
 /** Largest webhook body; a Shopify product with 2,048 variants is about 2 MiB. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
-
-/** Thrown inside the product transaction when a racing copy of the delivery committed first. */
-class DuplicateDelivery extends Error {}
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
@@ -43,8 +41,9 @@ export function shopifySignatureValid(raw: Buffer, signature: string, secret: st
 
 /**
  * Webhooks in (DESIGN §2): Shopify and Standard Webhooks deliveries, verified on the raw bytes
- * before anything is parsed, deduplicated durably on the delivery id, and handed to the one
- * intake. 200 means the product, its jobs and the receipt are committed.
+ * before anything is parsed, checked for the fields the intake needs (422 otherwise), then
+ * deduplicated durably on the delivery id and queued as an `intake` job in one statement.
+ * 200 means the delivery is durably queued; the worker runs it through the one intake.
  */
 export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
   const categories = parseCategoryMapping(runtime.settings.shopifyCategories);
@@ -60,34 +59,25 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
     }
   });
   const log = runtime.log.child({ component: "webhooks" });
+  const enqueueDelivery = createDeliveryQueue(runtime.db, runtime.settings.maxAttempts);
 
+  /**
+   * The durable enqueue: the receipt and the `intake` job in one statement (group-committed
+   * with the deliveries arriving alongside). 200 means both are
+   * committed; the product appears when a worker runs the job (reference images are fetched
+   * there, not here).
+   */
   async function accept(
     reply: FastifyReply,
     source: WebhookSource,
     deliveryId: string,
     topic: string,
-    product: unknown,
+    product: ProductInput,
   ) {
-    try {
-      const result = await submitProduct(runtime.intake, product, {
-        withinTransaction: async (tx, parsed) => {
-          const recorded = await recordReceipt(tx, { source, deliveryId, topic, sku: parsed.sku });
-          if (!recorded) throw new DuplicateDelivery(deliveryId);
-        },
-      });
-      return reply.code(200).send({
-        status: "accepted",
-        deliveryId,
-        sku: result.sku,
-        changed: result.changed,
-        jobsCreated: result.jobsCreated,
-      });
-    } catch (error) {
-      if (error instanceof DuplicateDelivery) {
-        return reply.code(200).send({ status: "duplicate", deliveryId });
-      }
-      throw error;
-    }
+    const jobId = await enqueueDelivery({ source, deliveryId, topic, sku: product.sku }, product);
+    if (jobId === undefined) return reply.code(200).send({ status: "duplicate", deliveryId });
+    runtime.intake.onJobsCreated?.();
+    return reply.code(200).send({ status: "accepted", deliveryId, sku: product.sku, jobId });
   }
 
   app.register(async (scope) => {
@@ -128,10 +118,10 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
             "X-Shopify-Event-Id and X-Shopify-Webhook-Id are both missing",
           );
         }
-        if (await hasReceipt(runtime.db, "shopify", deliveryId)) {
-          return reply.code(200).send({ status: "duplicate", deliveryId });
-        }
-        const product = productFromShopify(parseJson(raw), categories, runtime.shotList);
+        const product = parseProductInput(
+          productFromShopify(parseJson(raw), categories, runtime.shotList),
+          runtime.shotList,
+        );
         return accept(reply, "shopify", deliveryId, topic, product);
       },
     );
@@ -168,10 +158,8 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
         });
         if (!verified) throw unauthorized(`webhook signature rejected: ${lastFailure}`);
         const deliveryId = headers["webhook-id"];
-        if (await hasReceipt(runtime.db, "intake", deliveryId)) {
-          return reply.code(200).send({ status: "duplicate", deliveryId });
-        }
-        return accept(reply, "intake", deliveryId, "product", parseJson(raw));
+        const product = parseProductInput(parseJson(raw), runtime.shotList);
+        return accept(reply, "intake", deliveryId, "product", product);
       },
     );
   });
