@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { heroOnlyShotList } from "../examples/shot-lists.js";
 import { loadSettings } from "../src/config/env.js";
 import { buildApp } from "../src/http/app.js";
 import { submitProduct } from "../src/intake/submit.js";
@@ -38,26 +39,7 @@ const AUTOCANNON = fileURLToPath(
 const PHOTO = fileURLToPath(
   new URL("../examples/catalogue/images/MUG-STONEWARE-0.jpg", import.meta.url),
 );
-const SHOT_LIST = `version: 1
-defaults:
-  output: { width: 1600, height: 1600, format: jpeg, quality: 86 }
-slots:
-  hero:
-    alt: "{{title}}"
-    source: { reference: 0 }
-    chain:
-      - provider: local
-        model: sharp
-        steps:
-          - { op: cutout }
-          - { op: crop }
-          - { op: place, fill: 0.85, background: "#ffffff" }
-    checks:
-      notBlank: { minStdDev: 4 }
-categories:
-  home:
-    slots: [hero]
-`;
+const SHOT_LIST = heroOnlyShotList(1600);
 
 interface Load {
   requestsPerS: number;

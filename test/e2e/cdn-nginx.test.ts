@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
+import { heroOnlyShotList } from "../../examples/shot-lists.js";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
 import type { Worker } from "../../src/queue/worker.js";
@@ -30,26 +31,7 @@ const photo = readFileSync(
 const ALIAS_MAX_AGE_S = 2;
 const FALLBACK_MAX_AGE_S = 10;
 /** One small slot per product keeps the renders (and so the test) short on a 2-core machine. */
-const SHOT_LIST = `version: 1
-defaults:
-  output: { width: 800, height: 800, format: jpeg, quality: 86 }
-slots:
-  hero:
-    alt: "{{title}}"
-    source: { reference: 0 }
-    chain:
-      - provider: local
-        model: sharp
-        steps:
-          - { op: cutout }
-          - { op: crop }
-          - { op: place, fill: 0.85, background: "#ffffff" }
-    checks:
-      notBlank: { minStdDev: 4 }
-categories:
-  home:
-    slots: [hero]
-`;
+const SHOT_LIST = heroOnlyShotList(800);
 
 /** The nginx binary: Debian's, or whatever `nginx` is on PATH; a clear failure otherwise. */
 function nginxBinary(): string {
