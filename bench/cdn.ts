@@ -12,7 +12,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { heroOnlyShotList } from "../examples/shot-lists.js";
@@ -22,6 +21,7 @@ import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
 import { createRuntime } from "../src/runtime.js";
 import { slotState } from "../src/store/on-demand.js";
+import { freePort } from "../test/helpers/net.js";
 import {
   intOption,
   makeTempDir,
@@ -45,16 +45,6 @@ interface Load {
   requestsPerS: number;
   p99Ms: number;
   non2xx: number;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 /** autocannon in its own process, so the load generator does not share Shotlist's event loop. */

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -22,6 +21,7 @@ import type { Worker } from "../../src/queue/worker.js";
 import { countOpenJobs } from "../../src/store/jobs.js";
 import { slotState } from "../../src/store/on-demand.js";
 import { createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
+import { freePort } from "../helpers/net.js";
 
 const TEMPLATE = fileURLToPath(new URL("../../deploy/nginx/shotlist.conf", import.meta.url));
 const photo = readFileSync(
@@ -53,16 +53,6 @@ function renderConfig(
   assert.doesNotMatch(text, /\$\{[A-Z_]+\}/, "every template variable is filled in");
   // As root, nginx would run its workers as `nobody`, who cannot write the private temp folder.
   return process.getuid?.() === 0 ? `user root;\n${text}` : text;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 interface Fetched {

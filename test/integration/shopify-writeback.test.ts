@@ -12,6 +12,7 @@ import { startWorker, type Worker } from "../../src/queue/worker.js";
 import { enqueueJob, getJob } from "../../src/store/jobs.js";
 import { type FakeShopify, sendShopifyWebhook, startFakeShopify } from "../fakes/shopify.js";
 import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
+import { freePort } from "../helpers/net.js";
 
 const photos = [0, 1, 2, 3].map((index) =>
   readFileSync(
@@ -22,14 +23,6 @@ const photos = [0, 1, 2, 3].map((index) =>
 );
 const SECRET = "shpss_writeback_test_secret";
 const SHOPIFY_ID = 8_123_456_789;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 for (const backend of BACKENDS) {
   describe(`Shopify write-back on ${backend}`, () => {
