@@ -332,6 +332,26 @@ for (const backend of BACKENDS) {
         );
         assert.equal(job?.state, "queued");
 
+        // 50 concurrent requests for the same missing slot: every one gets the fallback, and
+        // they add no job beside the one queued generation.
+        const jobCount = async () =>
+          (
+            await env.runtime.db.query<{ count: number }>(
+              "select count(*)::integer as count from jobs",
+            )
+          )[0]?.count;
+        const jobsBefore = await jobCount();
+        const many = await Promise.all(
+          Array.from({ length: 50 }, () => shortDeadline.inject("/i/MUG-OD/hero")),
+        );
+        assert.ok(
+          many.every(
+            (response) =>
+              response.statusCode === 200 && response.headers["shotlist-fallback"] === "older",
+          ),
+        );
+        assert.equal(await jobCount(), jobsBefore);
+
         worker = env.runtime.startWorker({ pollMs: 20 });
         const landed = await waitFor(async () => {
           const response = await shortDeadline.inject("/i/MUG-OD/hero");
