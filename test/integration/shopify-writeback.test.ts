@@ -29,6 +29,23 @@ for (const backend of BACKENDS) {
     let env: TestRuntime;
     let app: FastifyInstance;
     let worker: Worker;
+    /** Queues a write-back of MUG-WRITEBACK under its own key and waits for it to succeed. */
+    const runWriteback = async (label: string, what: string) => {
+      const job = await enqueueJob(env.runtime.db, {
+        kind: SHOPIFY_WRITEBACK_KIND,
+        key: `${SHOPIFY_WRITEBACK_KIND}:MUG-WRITEBACK:${label}`,
+        payload: { sku: "MUG-WRITEBACK" },
+        maxAttempts: 3,
+      });
+      worker.wake();
+      return waitFor(async () => {
+        const [row] = await env.runtime.db.query<{ state: string; attempts: number }>(
+          "select state, attempts from jobs where id = $1",
+          [job.id],
+        );
+        return row?.state === "succeeded" && row;
+      }, what);
+    };
     let cdn: Server;
     let cdnUrl: string;
     let shopify: FakeShopify;
@@ -162,20 +179,7 @@ for (const backend of BACKENDS) {
       // Running the write-back again attaches nothing new and deletes nothing.
       const before = media.map((item) => item.id);
       const operationsBefore = shopify.operations.length;
-      const rerun = await enqueueJob(env.runtime.db, {
-        kind: SHOPIFY_WRITEBACK_KIND,
-        key: `${SHOPIFY_WRITEBACK_KIND}:MUG-WRITEBACK:rerun`,
-        payload: { sku: "MUG-WRITEBACK" },
-        maxAttempts: 3,
-      });
-      worker.wake();
-      await waitFor(async () => {
-        const [row] = await env.runtime.db.query<{ state: string }>(
-          "select state from jobs where id = $1",
-          [rerun.id],
-        );
-        return row?.state === "succeeded";
-      }, "the second write-back to succeed");
+      await runWriteback("rerun", "the second write-back to succeed");
       const after = shopify.products.get(productGid)?.media.map((item) => item.id);
       assert.deepEqual(after, before);
       const newOperations = shopify.operations.slice(operationsBefore);
@@ -209,20 +213,7 @@ for (const backend of BACKENDS) {
               ($1, $2, $5, 'old-angle', $6, 'ready', 'Original alt', 1)`,
         [shopify.shop, productGid, first.slot, stale.id, second.slot, edited.id],
       );
-      const job = await enqueueJob(env.runtime.db, {
-        kind: SHOPIFY_WRITEBACK_KIND,
-        key: `${SHOPIFY_WRITEBACK_KIND}:MUG-WRITEBACK:replace`,
-        payload: { sku: "MUG-WRITEBACK" },
-        maxAttempts: 3,
-      });
-      worker.wake();
-      await waitFor(async () => {
-        const [row] = await env.runtime.db.query<{ state: string }>(
-          "select state from jobs where id = $1",
-          [job.id],
-        );
-        return row?.state === "succeeded";
-      }, "the replacing write-back to succeed");
+      await runWriteback("replace", "the replacing write-back to succeed");
       const ids = shopify.products.get(productGid)?.media.map((item) => item.id) ?? [];
       assert.ok(!ids.includes(stale.id), "the superseded Shotlist media was deleted");
       assert.ok(ids.includes(edited.id), "the merchant-edited media was left alone");
@@ -253,20 +244,10 @@ for (const backend of BACKENDS) {
         first.media_gid,
       ]);
       shopify.failNextMedia(1);
-      const job = await enqueueJob(env.runtime.db, {
-        kind: SHOPIFY_WRITEBACK_KIND,
-        key: `${SHOPIFY_WRITEBACK_KIND}:MUG-WRITEBACK:failed-upload`,
-        payload: { sku: "MUG-WRITEBACK" },
-        maxAttempts: 3,
-      });
-      worker.wake();
-      const done = await waitFor(async () => {
-        const [row] = await env.runtime.db.query<{ state: string; attempts: number }>(
-          "select state, attempts from jobs where id = $1",
-          [job.id],
-        );
-        return row?.state === "succeeded" && row;
-      }, "the write-back to succeed after a FAILED media");
+      const done = await runWriteback(
+        "failed-upload",
+        "the write-back to succeed after a FAILED media",
+      );
       assert.equal(done.attempts, 2, "one failed attempt, then a successful one");
       const [record] = await env.runtime.db.query<{ status: string; media_gid: string }>(
         "select status, media_gid from shopify_media where product_gid = $1 and slot = $2 and status = 'ready'",
