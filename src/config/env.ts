@@ -58,8 +58,11 @@ const envSchema = z.object({
   SHOTLIST_SHOPIFY_ACCESS_TOKEN: z.string().min(1).optional(),
   /** Base URL that replaces `https://<shop>` for Admin API calls (tests, proxies). */
   SHOTLIST_SHOPIFY_API_URL: z.string().url().optional(),
-  /** Standard Webhooks secrets (`whsec_…`), comma-separated; any one verifies (rotation). */
-  SHOTLIST_INTAKE_WEBHOOK_SECRETS: z.string().optional(),
+  /**
+   * Standard Webhooks secret(s) (`whsec_…`) for /webhooks/intake (DESIGN §11); during rotation
+   * several, space-separated (commas are accepted too); any one verifies.
+   */
+  SHOTLIST_INTAKE_WEBHOOK_SECRET: z.string().optional(),
   /** `max-age` of the /i/ current-asset alias (DESIGN §3); default 60 s. */
   SHOTLIST_ALIAS_MAX_AGE_S: z.coerce.number().int().min(1).max(86_400).default(60),
   /** pino level; default info. */
@@ -129,8 +132,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     onDemandDeadlineMs: values.SHOTLIST_ONDEMAND_DEADLINE_MS,
     shopifyWebhookSecret: values.SHOTLIST_SHOPIFY_WEBHOOK_SECRET,
     shopifyCategories: values.SHOTLIST_SHOPIFY_CATEGORIES,
-    intakeWebhookSecrets: (values.SHOTLIST_INTAKE_WEBHOOK_SECRETS ?? "")
-      .split(",")
+    intakeWebhookSecrets: (values.SHOTLIST_INTAKE_WEBHOOK_SECRET ?? "")
+      .split(/[\s,]+/)
       .map((secret) => secret.trim())
       .filter((secret) => secret.length > 0),
     shopifyWriteback:

@@ -47,7 +47,7 @@ for (const backend of BACKENDS) {
       cdnUrl = `http://127.0.0.1:${(cdn.address() as AddressInfo).port}`;
       env = await createTestRuntime(backend, {
         SHOTLIST_SHOPIFY_WEBHOOK_SECRET: SHOPIFY_SECRET,
-        SHOTLIST_INTAKE_WEBHOOK_SECRETS: `${OLD_INTAKE_SECRET}, ${NEW_INTAKE_SECRET}`,
+        SHOTLIST_INTAKE_WEBHOOK_SECRET: `${OLD_INTAKE_SECRET} ${NEW_INTAKE_SECRET}`,
         SHOTLIST_SHOPIFY_CATEGORIES: "Mugs=home,Tees=apparel",
         SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1",
       });

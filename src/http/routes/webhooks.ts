@@ -53,7 +53,7 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
     } catch (cause) {
       throw new ShotlistError(
         "invalid_env",
-        `SHOTLIST_INTAKE_WEBHOOK_SECRETS: secret ${index + 1} is not whsec_<base64>`,
+        `SHOTLIST_INTAKE_WEBHOOK_SECRET: secret ${index + 1} is not whsec_<base64>`,
         { cause },
       );
     }
@@ -133,7 +133,7 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
         if (intakeVerifiers.length === 0) {
           throw new ShotlistError(
             "webhook_not_configured",
-            "SHOTLIST_INTAKE_WEBHOOK_SECRETS is not set",
+            "SHOTLIST_INTAKE_WEBHOOK_SECRET is not set",
             { status: 503 },
           );
         }
