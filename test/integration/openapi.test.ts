@@ -9,8 +9,9 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { buildApp } from "../../src/http/app.js";
 import type { Scope } from "../../src/store/api-keys.js";
+import { countOpenJobs } from "../../src/store/jobs.js";
 import { apiHeaders } from "../helpers/auth.js";
-import { BACKENDS, createTestRuntime, type TestRuntime } from "../helpers/backends.js";
+import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
 type Json = Record<string, unknown>;
 interface Operation extends Json {
@@ -117,6 +118,7 @@ for (const backend of BACKENDS) {
       if (response.body.length === 0) return;
       const media = answer.content?.[mediaType];
       assert.ok(media, `${method} ${path} ${response.statusCode} does not document ${mediaType}`);
+      if (!/[/+]json$/.test(mediaType)) return;
       const validate = ajv.compile(inlineRefs(media.schema, document) as Json);
       assert.ok(
         validate(response.json()),
@@ -312,6 +314,59 @@ for (const backend of BACKENDS) {
         payload: product,
       });
       assertDocumented("post", "/webhooks/intake", unsigned);
+    });
+
+    it("answers about finished work with the documented shapes: jobs, assets, bytes, on-demand images", async () => {
+      const worker = env.runtime.startWorker({ pollMs: 20 });
+      try {
+        await waitFor(async () => (await countOpenJobs(env.runtime.db)) === 0, "jobs to finish");
+      } finally {
+        await worker.stop();
+      }
+      const detail = await api({ method: "GET", url: "/v1/products/MUG-SHAPES" });
+      assertDocumented("get", "/v1/products/{sku}", detail);
+      const hero = (
+        detail.json() as { slots: { slot: string; asset: { id: number; url: string } | null }[] }
+      ).slots.find((slot) => slot.slot === "hero")?.asset;
+      assert.ok(hero, "the hero was published");
+      assertDocumented(
+        "get",
+        "/v1/assets/{id}",
+        await api({ method: "GET", url: `/v1/assets/${hero.id}` }),
+      );
+      const succeeded = await api({ method: "GET", url: "/v1/jobs?state=succeeded&limit=1" });
+      assertDocumented("get", "/v1/jobs", succeeded);
+      const jobId = (succeeded.json() as { jobs: { id: number }[] }).jobs[0]?.id;
+      assert.ok(jobId);
+      const job = await api({ method: "GET", url: `/v1/jobs/${jobId}` });
+      assert.ok((job.json() as { attemptLog: unknown[] }).attemptLog.length > 0);
+      assertDocumented("get", "/v1/jobs/{id}", job);
+      assertDocumented("get", "/v1/coverage", await api({ method: "GET", url: "/v1/coverage" }));
+
+      const bytesPath = new URL(hero.url).pathname;
+      const bytes = await app.inject(bytesPath);
+      assert.equal(bytes.statusCode, 200);
+      assertDocumented("get", "/a/{name}", bytes);
+      const notModified = await app.inject({
+        url: bytesPath,
+        headers: { "if-none-match": String(bytes.headers.etag) },
+      });
+      assert.equal(notModified.statusCode, 304);
+      assertDocumented("get", "/a/{name}", notModified);
+      for (const [path, url] of [
+        ["/i/{sku}/{slot}", "/i/MUG-SHAPES/hero"],
+        ["/i/{sku}/{slot}/{preset}", "/i/MUG-SHAPES/hero/thumb"],
+      ] as const) {
+        const image = await app.inject({ url, headers: { accept: "image/webp" } });
+        assert.equal(image.statusCode, 200, url);
+        assertDocumented("get", path, image);
+        const documented = (document.paths as Record<string, Record<string, Operation>>)[path]?.get
+          ?.responses["200"] as { headers: Record<string, unknown> };
+        for (const name of ["ETag", "Cache-Control"]) {
+          assert.ok(image.headers[name.toLowerCase()], `${url} sends ${name}`);
+          assert.ok(documented.headers[name], `${path} documents ${name}`);
+        }
+      }
     });
 
     it("renders every operation on the /docs page, escaped, with no scripts or outside resources", async () => {
