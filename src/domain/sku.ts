@@ -1,7 +1,7 @@
 import { ShotlistError } from "./errors.js";
 
 /** SKUs appear in URLs and blob keys, so they are a closed alphabet: no path tricks possible. */
-const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export const MAX_SKU_LENGTH = 128;
 
 /** Returns the SKU unchanged or throws `invalid_sku` saying what is wrong with it. */

@@ -5,6 +5,7 @@ import { requireApiKeys } from "./auth.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import { assetRoutes } from "./routes/assets.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
+import { docsRoutes } from "./routes/docs.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { keyRoutes } from "./routes/keys.js";
@@ -64,6 +65,7 @@ export async function buildApp(
   renditionRoutes(app, runtime);
   webhookRoutes(app, runtime);
   keyRoutes(app, runtime);
+  docsRoutes(app, runtime);
   await app.ready();
   return app;
 }

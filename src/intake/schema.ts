@@ -1,12 +1,24 @@
 import { z } from "zod";
-import { MAX_SKU_LENGTH } from "../domain/sku.js";
+import { MAX_SKU_LENGTH, SKU_PATTERN } from "../domain/sku.js";
 
 /** Limits on one product; a PIM that sends more is told so, not silently truncated. */
 export const MAX_VARIANTS = 250;
 export const MAX_REFERENCE_IMAGES = 16;
 export const MAX_ATTRIBUTES = 64;
 
-const SKU_TEXT = z.string().max(MAX_SKU_LENGTH + 1000);
+/** JSON Schema metadata stating the rule validateSku enforces, for the OpenAPI document. */
+export const SKU_SCHEMA_META = {
+  description: "letters, digits, '.', '_' and '-', starting with a letter or digit, no '..'",
+  pattern: SKU_PATTERN.source,
+  minLength: 1,
+  maxLength: MAX_SKU_LENGTH,
+};
+
+// Longer than a SKU may be, so validateSku, not zod, says what is wrong with a long one.
+const SKU_TEXT = z
+  .string()
+  .max(MAX_SKU_LENGTH + 1000)
+  .meta(SKU_SCHEMA_META);
 const attributeValue = z
   .union([z.string().max(1000), z.number(), z.boolean()])
   .transform((value) => String(value));
@@ -17,11 +29,16 @@ const attributes = z
   })
   .default({});
 
-const referenceImage = z.union([
-  z.strictObject({ url: z.string().url().max(4096) }),
-  z.strictObject({ base64: z.string().min(1) }),
-  z.strictObject({ path: z.string().min(1).max(4096) }),
-]);
+const referenceImage = z
+  .union([
+    z.strictObject({ url: z.string().url().max(4096) }),
+    z.strictObject({ base64: z.string().min(1) }),
+    z.strictObject({ path: z.string().min(1).max(4096) }),
+  ])
+  .meta({
+    description:
+      "a photographer's photo: {url} (fetched by the server; private addresses refused) or {base64}; {path} only from files given to `shotlist import`",
+  });
 
 /** The product body of every door (DESIGN §11). SKUs are checked separately by validateSku. */
 export const productInputSchema = z.strictObject({

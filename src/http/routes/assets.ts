@@ -3,6 +3,9 @@ import { assetKey } from "../../blobs/store.js";
 import { ShotlistError } from "../../domain/errors.js";
 import type { Runtime } from "../../runtime.js";
 import { getAsset, getRecipes } from "../../store/assets.js";
+import { idParamsSchema, parseRequestPart } from "../schemas.js";
+
+const assetIdParamsSchema = idParamsSchema("asset");
 
 const MIME: Readonly<Record<string, string>> = {
   jpg: "image/jpeg",
@@ -38,11 +41,8 @@ export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
   });
 
   /** An asset with its recipe: the provenance (DESIGN §8). */
-  app.get<{ Params: { id: string } }>("/v1/assets/:id", async (request) => {
-    const id = Number(request.params.id);
-    if (!Number.isSafeInteger(id) || id <= 0) {
-      throw new ShotlistError("invalid_request", "asset id must be a positive integer");
-    }
+  app.get("/v1/assets/:id", async (request) => {
+    const { id } = parseRequestPart(assetIdParamsSchema, request.params);
     const asset = await getAsset(runtime.db, id);
     if (!asset) throw new ShotlistError("not_found", `no asset ${id}`, { status: 404 });
     const recipe = (await getRecipes(runtime.db, [asset.recipe_hash])).get(asset.recipe_hash);

@@ -2,16 +2,10 @@ import type { FastifyInstance } from "fastify";
 import { ShotlistError } from "../../domain/errors.js";
 import type { Runtime } from "../../runtime.js";
 import { catalogueCoverage } from "../../store/coverage.js";
-import { getJob, type JobState, listAttempts, listJobs } from "../../store/jobs.js";
+import { getJob, listAttempts, listJobs } from "../../store/jobs.js";
+import { idParamsSchema, jobListQuerySchema, parseRequestPart } from "../schemas.js";
 
-const STATES: readonly JobState[] = [
-  "queued",
-  "running",
-  "retrying",
-  "succeeded",
-  "failed",
-  "needs_review",
-];
+const jobIdParamsSchema = idParamsSchema("job");
 
 function jobView(job: NonNullable<Awaited<ReturnType<typeof getJob>>>) {
   return {
@@ -31,39 +25,18 @@ function jobView(job: NonNullable<Awaited<ReturnType<typeof getJob>>>) {
 }
 
 export function jobRoutes(app: FastifyInstance, runtime: Runtime) {
-  app.get<{ Querystring: { state?: string; cursor?: string; limit?: string } }>(
-    "/v1/jobs",
-    async (request) => {
-      const { state, cursor } = request.query;
-      if (state !== undefined && !STATES.includes(state as JobState)) {
-        throw new ShotlistError("invalid_request", `state must be one of ${STATES.join(", ")}`);
-      }
-      const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw new ShotlistError("invalid_request", "limit must be an integer from 1 to 1000");
-      }
-      const afterId = cursor === undefined ? 0 : Number(cursor);
-      if (!Number.isSafeInteger(afterId) || afterId < 0) {
-        throw new ShotlistError("invalid_request", "cursor is not one this API returned");
-      }
-      const jobs = await listJobs(runtime.db, {
-        state: state as JobState | undefined,
-        afterId,
-        limit,
-      });
-      const last = jobs.at(-1);
-      return {
-        jobs: jobs.map(jobView),
-        nextCursor: jobs.length === limit && last ? String(last.id) : null,
-      };
-    },
-  );
+  app.get("/v1/jobs", async (request) => {
+    const { state, cursor, limit } = parseRequestPart(jobListQuerySchema, request.query);
+    const jobs = await listJobs(runtime.db, { state, afterId: cursor, limit });
+    const last = jobs.at(-1);
+    return {
+      jobs: jobs.map(jobView),
+      nextCursor: jobs.length === limit && last ? String(last.id) : null,
+    };
+  });
 
-  app.get<{ Params: { id: string } }>("/v1/jobs/:id", async (request) => {
-    const id = Number(request.params.id);
-    if (!Number.isSafeInteger(id) || id <= 0) {
-      throw new ShotlistError("invalid_request", "job id must be a positive integer");
-    }
+  app.get("/v1/jobs/:id", async (request) => {
+    const { id } = parseRequestPart(jobIdParamsSchema, request.params);
     const job = await getJob(runtime.db, id);
     if (!job) throw new ShotlistError("not_found", `no job ${id}`, { status: 404 });
     return { ...jobView(job), attemptLog: await listAttempts(runtime.db, id) };

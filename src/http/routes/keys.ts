@@ -2,18 +2,10 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
 import type { Runtime } from "../../runtime.js";
-import {
-  type ApiKey,
-  createApiKey,
-  listApiKeys,
-  revokeApiKey,
-  SCOPES,
-} from "../../store/api-keys.js";
+import { type ApiKey, createApiKey, listApiKeys, revokeApiKey } from "../../store/api-keys.js";
+import { createKeySchema, idParamsSchema, parseRequestPart } from "../schemas.js";
 
-const createKeySchema = z.strictObject({
-  name: z.string().trim().min(1).max(200),
-  scopes: z.array(z.enum(SCOPES)).min(1),
-});
+const keyIdParamsSchema = idParamsSchema("key");
 
 const keyView = (key: ApiKey) => ({
   id: key.id,
@@ -44,11 +36,8 @@ export function keyRoutes(app: FastifyInstance, runtime: Runtime) {
       .send({ ...keyView(created), key: created.key });
   });
 
-  app.delete<{ Params: { id: string } }>("/v1/keys/:id", admin, async (request, reply) => {
-    const id = Number(request.params.id);
-    if (!Number.isSafeInteger(id) || id < 1) {
-      throw new ShotlistError("invalid_request", "key id must be a positive integer");
-    }
+  app.delete("/v1/keys/:id", admin, async (request, reply) => {
+    const { id } = parseRequestPart(keyIdParamsSchema, request.params);
     if (!(await revokeApiKey(runtime.db, id))) {
       throw new ShotlistError("not_found", `no API key ${id}`, { status: 404 });
     }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { z } from "zod";
 import { slotCoverage } from "../../domain/coverage.js";
 import { ShotlistError } from "../../domain/errors.js";
 import { validateSku } from "../../domain/sku.js";
@@ -12,54 +13,44 @@ import {
   listProducts,
 } from "../../store/products.js";
 import { idempotencyHooks } from "../idempotency.js";
+import {
+  parseRequestPart,
+  productBatchSchema,
+  productListQuerySchema,
+  skuParamsSchema,
+} from "../schemas.js";
 
-export const MAX_BATCH = 1000;
-
-function skuParam(raw: string): string {
-  try {
-    return validateSku(raw);
-  } catch (error) {
-    throw new ShotlistError("invalid_sku", (error as Error).message, { status: 400 });
-  }
-}
+// Each product of a batch goes through the intake on its own, so the envelope's items are
+// checked there, not here.
+const batchEnvelopeSchema = productBatchSchema(z.unknown());
 
 export function productRoutes(app: FastifyInstance, runtime: Runtime) {
   const assetUrl = (sha256: string | null, ext: string | null) =>
     sha256 && ext ? `${runtime.settings.publicUrl}/a/${sha256}.${ext}` : null;
 
-  app.get<{ Querystring: { coverage?: string; cursor?: string; limit?: string } }>(
-    "/v1/products",
-    async (request) => {
-      const { coverage, cursor } = request.query;
-      if (coverage !== undefined && coverage !== "complete" && coverage !== "incomplete") {
-        throw new ShotlistError("invalid_request", "coverage must be complete or incomplete");
-      }
-      const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw new ShotlistError("invalid_request", "limit must be an integer from 1 to 1000");
-      }
-      const afterSku = cursor === undefined ? undefined : decodeCursor(cursor);
-      const rows = await listProducts(runtime.db, { coverage, afterSku, limit });
-      const last = rows.at(-1);
-      return {
-        products: rows.map((row) => ({
-          sku: row.sku,
-          title: row.title,
-          category: row.category,
-          coverage: {
-            complete: row.published_slots,
-            required: row.required_slots,
-            ratio: row.required_slots === 0 ? 1 : row.published_slots / row.required_slots,
-          },
-        })),
-        nextCursor:
-          rows.length === limit && last ? Buffer.from(last.sku).toString("base64url") : null,
-      };
-    },
-  );
+  app.get("/v1/products", async (request) => {
+    const { coverage, cursor, limit } = parseRequestPart(productListQuerySchema, request.query);
+    const afterSku = cursor === undefined ? undefined : decodeCursor(cursor);
+    const rows = await listProducts(runtime.db, { coverage, afterSku, limit });
+    const last = rows.at(-1);
+    return {
+      products: rows.map((row) => ({
+        sku: row.sku,
+        title: row.title,
+        category: row.category,
+        coverage: {
+          complete: row.published_slots,
+          required: row.required_slots,
+          ratio: row.required_slots === 0 ? 1 : row.published_slots / row.required_slots,
+        },
+      })),
+      nextCursor:
+        rows.length === limit && last ? Buffer.from(last.sku).toString("base64url") : null,
+    };
+  });
 
-  app.get<{ Params: { sku: string } }>("/v1/products/:sku", async (request) => {
-    const sku = skuParam(request.params.sku);
+  app.get("/v1/products/:sku", async (request) => {
+    const { sku } = parseRequestPart(skuParamsSchema, request.params, "invalid_sku");
     const product = await getProduct(runtime.db, sku);
     if (!product) throw new ShotlistError("not_found", `no product ${sku}`, { status: 404 });
     const [slots, variants, references] = await Promise.all([
@@ -108,21 +99,7 @@ export function productRoutes(app: FastifyInstance, runtime: Runtime) {
     async (request, reply) => {
       const body = request.body;
       if (body !== null && typeof body === "object" && "products" in body) {
-        const products = (body as { products: unknown }).products;
-        if (!Array.isArray(products) || products.length === 0) {
-          throw new ShotlistError("invalid_request", "products must be a non-empty array", {
-            status: 422,
-          });
-        }
-        if (products.length > MAX_BATCH) {
-          throw new ShotlistError(
-            "invalid_request",
-            `a batch holds at most ${MAX_BATCH} products; got ${products.length}`,
-            {
-              status: 422,
-            },
-          );
-        }
+        const { products } = parseRequestPart(batchEnvelopeSchema, body, "invalid_request", 422);
         const results = [];
         for (const [index, product] of products.entries()) {
           try {

@@ -1,0 +1,639 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { RENDITION_PRESETS } from "../domain/rendition.js";
+import { productInputSchema } from "../intake/schema.js";
+import type { Scope } from "../store/api-keys.js";
+import { WEBHOOK_BODY_LIMIT_BYTES } from "./routes/webhooks.js";
+import {
+  apiKeyListSchema,
+  assetSchema,
+  catalogueCoverageSchema,
+  createdApiKeySchema,
+  createKeySchema,
+  healthSchema,
+  idParamsSchema,
+  jobDetailSchema,
+  jobListQuerySchema,
+  jobListSchema,
+  problemSchema,
+  productAcceptedSchema,
+  productBatchResultSchema,
+  productBatchSchema,
+  productListQuerySchema,
+  productListSchema,
+  productSchema,
+  readySchema,
+  renditionQuerySchema,
+  skuParamsSchema,
+  webhookAnswerSchema,
+} from "./schemas.js";
+
+/** A JSON Schema (2020-12, the OpenAPI 3.1 dialect) or an OpenAPI object, as plain JSON. */
+export type JsonObject = Record<string, unknown>;
+
+const PACKAGE = JSON.parse(
+  readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+) as { name: string; version: string; description: string };
+
+const PROBLEM_MEDIA_TYPE = "application/problem+json";
+const SECURITY_SCHEME = "apiKey";
+
+/**
+ * Named schemas of the document: request bodies as the client sends them (`io: "input"`:
+ * defaults optional, before transforms), responses as the server writes them.
+ */
+const COMPONENTS: Record<string, { schema: z.ZodType; io: "input" | "output" }> = {
+  Problem: { schema: problemSchema, io: "output" },
+  ProductInput: { schema: productInputSchema, io: "input" },
+  ProductBatch: { schema: productBatchSchema(productInputSchema), io: "input" },
+  ProductAccepted: { schema: productAcceptedSchema, io: "output" },
+  ProductBatchResult: { schema: productBatchResultSchema, io: "output" },
+  ProductList: { schema: productListSchema, io: "output" },
+  Product: { schema: productSchema, io: "output" },
+  JobList: { schema: jobListSchema, io: "output" },
+  JobDetail: { schema: jobDetailSchema, io: "output" },
+  CatalogueCoverage: { schema: catalogueCoverageSchema, io: "output" },
+  Asset: { schema: assetSchema, io: "output" },
+  CreateApiKey: { schema: createKeySchema, io: "input" },
+  ApiKeyList: { schema: apiKeyListSchema, io: "output" },
+  CreatedApiKey: { schema: createdApiKeySchema, io: "output" },
+  Health: { schema: healthSchema, io: "output" },
+  Ready: { schema: readySchema, io: "output" },
+  WebhookAnswer: { schema: webhookAnswerSchema, io: "output" },
+};
+type ComponentName = keyof typeof COMPONENTS;
+
+/** One answer of an operation: a JSON component, or bytes of the given media types. */
+interface AnswerSpec {
+  description: string;
+  json?: ComponentName;
+  /** Non-JSON bodies: media type → JSON Schema of the body. */
+  content?: Record<string, JsonObject>;
+  headers?: Record<string, { description: string; schema?: JsonObject }>;
+}
+
+interface HeaderParam {
+  name: string;
+  description: string;
+  required?: boolean;
+}
+
+/** One route as the document shows it; `path` in OpenAPI form (`{sku}`, not `:sku`). */
+interface OperationSpec {
+  method: "get" | "post" | "delete";
+  path: string;
+  operationId: string;
+  tag: string;
+  summary: string;
+  description?: string;
+  /** Scope the API key needs (every /v1 route); absent = open, no key. */
+  scope?: Scope;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  headers?: HeaderParam[];
+  body?: { components: ComponentName[]; description?: string; mediaType?: string };
+  answers: Record<number, AnswerSpec>;
+  /** Problem answers: status → when. 401/403 are added for every scoped route. */
+  problems?: Record<number, string>;
+}
+
+const IDEMPOTENT_REPLAYED = {
+  "Idempotent-Replayed": {
+    description: "`true` when this is the stored answer of an earlier request with the same key",
+    schema: { type: "string", enum: ["true"] },
+  },
+};
+const IMMUTABLE_HEADERS = {
+  ETag: { description: 'strong: `"<sha256>"`' },
+  "Cache-Control": { description: "`public, max-age=31536000, immutable`" },
+};
+const IMAGE_TYPES = ["image/avif", "image/webp", "image/jpeg", "image/png"];
+const binary = { type: "string", contentMediaType: "application/octet-stream" };
+const imageContent = Object.fromEntries(IMAGE_TYPES.map((type) => [type, binary]));
+const IF_NONE_MATCH: HeaderParam = {
+  name: "If-None-Match",
+  description: "an ETag from an earlier answer; 304 when it still matches",
+};
+const ON_DEMAND_HEADERS = {
+  ETag: { description: "strong: the asset's or rendition's hash" },
+  "Last-Modified": { description: "when the asset was made" },
+  "Cache-Control": {
+    description:
+      "current asset: `public, max-age=60, stale-while-revalidate=86400, stale-if-error=86400`; fallback: `public, max-age=10`",
+  },
+  "Shotlist-Fallback": {
+    description: "`older`, `hero` or `placeholder` when the slot's own image is not ready",
+    schema: { type: "string", enum: ["older", "hero", "placeholder"] },
+  },
+  Vary: { description: "`Accept` when the format was negotiated" },
+};
+const onDemandQuery = renditionQuerySchema;
+const PRESETS = Object.keys(RENDITION_PRESETS);
+
+const slotParams = z.object({
+  sku: skuParamsSchema.shape.sku,
+  slot: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,63}$/)
+    .meta({ description: "a slot of the product's shot list, e.g. hero" }),
+});
+
+/** Every route the app registers (the OpenAPI test holds this list against Fastify's). */
+const OPERATIONS: OperationSpec[] = [
+  {
+    method: "post",
+    path: "/v1/products",
+    operationId: "submitProducts",
+    tag: "products",
+    summary: "Submit one product, or a batch of up to 1,000",
+    description:
+      "Plans the product's shot list and queues its renders. A batch (`{products: [...]}`) takes each product on its own and answers 207 with one result per product.",
+    scope: "write",
+    headers: [
+      {
+        name: "Idempotency-Key",
+        description:
+          "1–255 visible ASCII characters (bare or a quoted sf-string). The first 2xx answer is stored for 24 h and replayed to a retry with the same key; same key, other body → 422; while the first runs → 409. Scoped to the API key.",
+      },
+    ],
+    body: { components: ["ProductInput", "ProductBatch"] },
+    answers: {
+      200: {
+        description: "known product (unchanged or updated)",
+        json: "ProductAccepted",
+        headers: IDEMPOTENT_REPLAYED,
+      },
+      201: { description: "new product", json: "ProductAccepted", headers: IDEMPOTENT_REPLAYED },
+      207: {
+        description: "a batch: a result per product",
+        json: "ProductBatchResult",
+        headers: IDEMPOTENT_REPLAYED,
+      },
+    },
+    problems: {
+      400: "invalid JSON (`invalid_json`), Idempotency-Key (`idempotency_key_invalid`) or product SKU (`invalid_sku`; a bad variant SKU is a 422)",
+      409: "a request with this Idempotency-Key is still running (`idempotency_key_in_use`)",
+      413: "body over 64 MiB (`payload_too_large`)",
+      415: "body not application/json",
+      422: "a product the intake refuses (`invalid_request`, `invalid_sku`, `unknown_category`, `reference_image_*`) or an Idempotency-Key reused with another body (`idempotency_key_reused`)",
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/products",
+    operationId: "listProducts",
+    tag: "products",
+    summary: "List products with their coverage (keyset-paginated by SKU)",
+    scope: "read",
+    query: productListQuerySchema,
+    answers: { 200: { description: "a page of products", json: "ProductList" } },
+    problems: { 400: "bad coverage, cursor or limit (`invalid_request`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/products/{sku}",
+    operationId: "getProduct",
+    tag: "products",
+    summary: "One product: slots, assets, references, variants, coverage",
+    scope: "read",
+    params: skuParamsSchema,
+    answers: { 200: { description: "the product", json: "Product" } },
+    problems: { 400: "bad SKU (`invalid_sku`)", 404: "no such product (`not_found`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/jobs",
+    operationId: "listJobs",
+    tag: "jobs",
+    summary: "List jobs (paginated by id)",
+    scope: "read",
+    query: jobListQuerySchema,
+    answers: { 200: { description: "a page of jobs", json: "JobList" } },
+    problems: { 400: "bad state, cursor or limit (`invalid_request`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/jobs/{id}",
+    operationId: "getJob",
+    tag: "jobs",
+    summary: "One job with its attempt log",
+    scope: "read",
+    params: idParamsSchema("job"),
+    answers: { 200: { description: "the job", json: "JobDetail" } },
+    problems: { 400: "id not a positive integer", 404: "no such job (`not_found`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/coverage",
+    operationId: "getCoverage",
+    tag: "coverage",
+    summary: "Catalogue coverage: totals, by slot, by state",
+    scope: "read",
+    answers: { 200: { description: "catalogue coverage", json: "CatalogueCoverage" } },
+  },
+  {
+    method: "get",
+    path: "/v1/assets/{id}",
+    operationId: "getAsset",
+    tag: "assets",
+    summary: "One asset with its full recipe (provenance) and check results",
+    scope: "read",
+    params: idParamsSchema("asset"),
+    answers: { 200: { description: "the asset", json: "Asset" } },
+    problems: { 400: "id not a positive integer", 404: "no such asset (`not_found`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/keys",
+    operationId: "listApiKeys",
+    tag: "keys",
+    summary: "List API keys (never the key itself)",
+    scope: "admin",
+    answers: { 200: { description: "every key, revoked ones too", json: "ApiKeyList" } },
+  },
+  {
+    method: "post",
+    path: "/v1/keys",
+    operationId: "createApiKey",
+    tag: "keys",
+    summary: "Make an API key; the key is in this answer only",
+    scope: "admin",
+    body: { components: ["CreateApiKey"] },
+    answers: {
+      201: {
+        description: "the new key (`Cache-Control: no-store`)",
+        json: "CreatedApiKey",
+        headers: { "Cache-Control": { description: "`no-store`" } },
+      },
+    },
+    problems: {
+      400: "invalid JSON (`invalid_json`)",
+      413: "body over 1 MiB (`payload_too_large`)",
+      415: "body not application/json",
+      422: "bad name or scopes (`invalid_request`)",
+    },
+  },
+  {
+    method: "delete",
+    path: "/v1/keys/{id}",
+    operationId: "revokeApiKey",
+    tag: "keys",
+    summary: "Revoke an API key; it stops working at once",
+    scope: "admin",
+    params: idParamsSchema("key"),
+    answers: { 204: { description: "revoked" } },
+    problems: { 400: "id not a positive integer", 404: "no such key (`not_found`)" },
+  },
+  {
+    method: "get",
+    path: "/a/{name}",
+    operationId: "getAssetBytes",
+    tag: "images",
+    summary: "Immutable content-addressed bytes",
+    params: z.object({
+      name: z
+        .string()
+        .regex(/^[0-9a-f]{64}\.(jpg|webp|avif|png)$/)
+        .meta({ description: "`<sha256>.<jpg|webp|avif|png>`" }),
+    }),
+    headers: [IF_NONE_MATCH],
+    answers: {
+      200: { description: "the bytes", content: imageContent, headers: IMMUTABLE_HEADERS },
+      304: { description: "not modified", headers: IMMUTABLE_HEADERS },
+    },
+    problems: { 404: "not an asset name, or no such asset (`not_found`)" },
+  },
+  {
+    method: "get",
+    path: "/i/{sku}/{slot}",
+    operationId: "getSlotImage",
+    tag: "images",
+    summary: "On demand: a slot's current image, a signed rendition of it, or a fallback",
+    description:
+      "Without options: the current asset's bytes. Any option needs a signature `s`. A slot still rendering is waited for up to SHOTLIST_ONDEMAND_DEADLINE_MS, then the best fallback is served. HEAD answers the same headers.",
+    params: slotParams,
+    query: onDemandQuery,
+    headers: [
+      IF_NONE_MATCH,
+      { name: "Accept", description: "picks AVIF, WebP or JPEG when `format` is `auto`" },
+    ],
+    answers: {
+      200: { description: "the image", content: imageContent, headers: ON_DEMAND_HEADERS },
+      304: { description: "not modified", headers: ON_DEMAND_HEADERS },
+    },
+    problems: {
+      400: "bad SKU, slot name or option (`invalid_sku`, `unknown_slot`, `invalid_rendition_option`)",
+      403: "options without a valid signature (`signature_invalid`)",
+      404: "no such product or slot (`not_found`)",
+    },
+  },
+  {
+    method: "get",
+    path: "/i/{sku}/{slot}/{preset}",
+    operationId: "getSlotImagePreset",
+    tag: "images",
+    summary: "On demand: a named rendition preset (no signature needed)",
+    params: slotParams.extend({
+      preset: z.enum(PRESETS as [string, ...string[]]).meta({
+        description: "thumb (200×200 cover), pdp (800 inside), zoom (2000 inside)",
+      }),
+    }),
+    query: onDemandQuery,
+    headers: [
+      IF_NONE_MATCH,
+      { name: "Accept", description: "picks AVIF, WebP or JPEG when `format` is `auto`" },
+    ],
+    answers: {
+      200: { description: "the image", content: imageContent, headers: ON_DEMAND_HEADERS },
+      304: { description: "not modified", headers: ON_DEMAND_HEADERS },
+    },
+    problems: {
+      400: "bad SKU, slot, preset or option (`invalid_sku`, `unknown_slot`, `invalid_rendition_option`)",
+      403: "extra options without a valid signature (`signature_invalid`)",
+      404: "no such product or slot (`not_found`)",
+    },
+  },
+  {
+    method: "post",
+    path: "/webhooks/shopify",
+    operationId: "receiveShopifyWebhook",
+    tag: "webhooks",
+    summary: "Shopify products/create and products/update",
+    description:
+      "Verified on the raw body (HMAC-SHA256, base64, the app secret), deduplicated on X-Shopify-Event-Id (else X-Shopify-Webhook-Id), then queued. 200 means durably queued.",
+    headers: [
+      {
+        name: "X-Shopify-Hmac-Sha256",
+        description: "base64 HMAC-SHA256 of the body",
+        required: true,
+      },
+      { name: "X-Shopify-Topic", description: "products/create or products/update; others → 202" },
+      { name: "X-Shopify-Event-Id", description: "delivery id used to deduplicate" },
+      { name: "X-Shopify-Webhook-Id", description: "used when X-Shopify-Event-Id is absent" },
+    ],
+    body: {
+      components: [],
+      description: "a Shopify product (REST webhook JSON)",
+      mediaType: "application/json",
+    },
+    answers: {
+      200: { description: "queued, or a duplicate delivery", json: "WebhookAnswer" },
+      202: { description: "a topic Shotlist does not handle (ignored)", json: "WebhookAnswer" },
+    },
+    problems: {
+      400: "invalid JSON or no delivery id",
+      401: "missing or wrong signature (`invalid_signature`)",
+      413: `body over ${WEBHOOK_BODY_LIMIT_BYTES / 1024 / 1024} MiB`,
+      422: "a product the intake cannot take",
+      503: "SHOTLIST_SHOPIFY_WEBHOOK_SECRET is not set (`webhook_not_configured`)",
+    },
+  },
+  {
+    method: "post",
+    path: "/webhooks/intake",
+    operationId: "receiveIntakeWebhook",
+    tag: "webhooks",
+    summary: "Any PIM/ERP: one product, signed per Standard Webhooks",
+    description:
+      "The body of POST /v1/products (one product; `{path}` references refused). Deduplicated on webhook-id; 5-minute timestamp tolerance.",
+    headers: [
+      { name: "webhook-id", description: "delivery id used to deduplicate", required: true },
+      { name: "webhook-timestamp", description: "Unix seconds", required: true },
+      {
+        name: "webhook-signature",
+        description: 'v1,<base64 HMAC-SHA256 of "id.timestamp.body">, space-separated list',
+        required: true,
+      },
+    ],
+    body: { components: ["ProductInput"] },
+    answers: { 200: { description: "queued, or a duplicate delivery", json: "WebhookAnswer" } },
+    problems: {
+      400: "invalid JSON",
+      401: "missing, wrong or expired signature (`invalid_signature`)",
+      413: `body over ${WEBHOOK_BODY_LIMIT_BYTES / 1024 / 1024} MiB`,
+      422: "a product the intake cannot take",
+      503: "SHOTLIST_INTAKE_WEBHOOK_SECRET is not set (`webhook_not_configured`)",
+    },
+  },
+  {
+    method: "get",
+    path: "/healthz",
+    operationId: "getHealth",
+    tag: "operations",
+    summary: "Liveness: the process answers",
+    answers: { 200: { description: "alive", json: "Health" } },
+  },
+  {
+    method: "get",
+    path: "/readyz",
+    operationId: "getReadiness",
+    tag: "operations",
+    summary: "Readiness: the database answers and the schema is migrated",
+    answers: { 200: { description: "ready", json: "Ready" } },
+    problems: { 503: "database not reachable (`database_error`)" },
+  },
+  {
+    method: "get",
+    path: "/metrics",
+    operationId: "getMetrics",
+    tag: "operations",
+    summary: "Prometheus metrics",
+    answers: {
+      200: {
+        description: "Prometheus text exposition",
+        content: { "text/plain": { type: "string" } },
+      },
+    },
+  },
+  {
+    method: "get",
+    path: "/",
+    operationId: "getDashboard",
+    tag: "operations",
+    summary: "The dashboard: coverage, queue, review queue, recent assets",
+    answers: { 200: { description: "HTML page", content: { "text/html": { type: "string" } } } },
+  },
+  {
+    method: "get",
+    path: "/openapi.json",
+    operationId: "getOpenApiDocument",
+    tag: "operations",
+    summary: "This document (OpenAPI 3.1)",
+    answers: {
+      200: {
+        description: "the OpenAPI document",
+        content: { "application/json": { type: "object" } },
+        headers: { "Cache-Control": { description: "`public, max-age=300`" } },
+      },
+    },
+  },
+  {
+    method: "get",
+    path: "/docs",
+    operationId: "getApiDocs",
+    tag: "operations",
+    summary: "This document as an HTML page",
+    answers: {
+      200: {
+        description: "HTML page",
+        content: { "text/html": { type: "string" } },
+        headers: { "Cache-Control": { description: "`public, max-age=300`" } },
+      },
+    },
+  },
+];
+
+/** zod → JSON Schema 2020-12 without `$schema` (an OpenAPI 3.1 schema's dialect is implied). */
+function jsonSchemaOf(schema: z.ZodType, io: "input" | "output"): JsonObject {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io }) as JsonObject;
+  return rest;
+}
+
+const ref = (name: ComponentName) => ({ $ref: `#/components/schemas/${name}` });
+
+/** Path or query parameters from a zod object: one per property, as the route parses them. */
+function parametersOf(schema: z.ZodObject, where: "path" | "query"): JsonObject[] {
+  const json = jsonSchemaOf(schema, "input");
+  const properties = (json.properties ?? {}) as Record<string, JsonObject>;
+  const required = new Set((json.required ?? []) as string[]);
+  return Object.entries(properties).map(([name, property]) => {
+    const { description, ...propertySchema } = property;
+    return {
+      name,
+      in: where,
+      required: where === "path" || required.has(name),
+      ...(typeof description === "string" ? { description } : {}),
+      schema: propertySchema,
+    };
+  });
+}
+
+function answerOf(answer: AnswerSpec): JsonObject {
+  const content = answer.json
+    ? { "application/json": { schema: ref(answer.json) } }
+    : answer.content
+      ? Object.fromEntries(
+          Object.entries(answer.content).map(([type, schema]) => [type, { schema }]),
+        )
+      : undefined;
+  return {
+    description: answer.description,
+    ...(answer.headers
+      ? {
+          headers: Object.fromEntries(
+            Object.entries(answer.headers).map(([name, header]) => [
+              name,
+              { description: header.description, schema: header.schema ?? { type: "string" } },
+            ]),
+          ),
+        }
+      : {}),
+    ...(content ? { content } : {}),
+  };
+}
+
+const problemAnswer = (description: string) => ({
+  description,
+  content: { [PROBLEM_MEDIA_TYPE]: { schema: ref("Problem") } },
+});
+
+const SCOPE_RULE = "`read` for GET, `write` for POST, `admin` for keys; `admin` implies both";
+
+function operationOf(spec: OperationSpec): JsonObject {
+  const parameters = [
+    ...(spec.params ? parametersOf(spec.params, "path") : []),
+    ...(spec.query ? parametersOf(spec.query, "query") : []),
+    ...(spec.headers ?? []).map((header) => ({
+      name: header.name,
+      in: "header",
+      required: header.required ?? false,
+      description: header.description,
+      schema: { type: "string" },
+    })),
+  ];
+  const problems: Record<number, string> = { ...spec.problems };
+  if (spec.scope) {
+    problems[401] ??=
+      "missing, unknown or revoked API key (`unauthorized`, with `WWW-Authenticate: Bearer`)";
+    problems[403] ??= `the API key lacks the \`${spec.scope}\` scope (\`forbidden\`, with \`requiredScope\`)`;
+  }
+  const responses: JsonObject = {};
+  for (const [status, answer] of Object.entries(spec.answers)) responses[status] = answerOf(answer);
+  for (const [status, when] of Object.entries(problems)) responses[status] = problemAnswer(when);
+  responses.default = problemAnswer("unexpected error (`internal`, 500)");
+  const body = spec.body;
+  return {
+    operationId: spec.operationId,
+    tags: [spec.tag],
+    summary: spec.summary,
+    ...(spec.description ? { description: spec.description } : {}),
+    security: spec.scope ? [{ [SECURITY_SCHEME]: [spec.scope] }] : [],
+    ...(spec.scope ? { "x-shotlist-scope": spec.scope } : {}),
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(body
+      ? {
+          requestBody: {
+            required: true,
+            ...(body.description ? { description: body.description } : {}),
+            content: {
+              [body.mediaType ?? "application/json"]: {
+                schema:
+                  body.components.length === 0
+                    ? { type: "object" }
+                    : body.components.length === 1
+                      ? ref(body.components[0] as ComponentName)
+                      : { oneOf: body.components.map(ref) },
+              },
+            },
+          },
+        }
+      : {}),
+    responses,
+  };
+}
+
+/** The OpenAPI 3.1 document of every route the app serves, built from the routes' schemas. */
+export function buildOpenApiDocument(options: { publicUrl: string }): JsonObject {
+  const paths: Record<string, JsonObject> = {};
+  for (const spec of OPERATIONS) {
+    paths[spec.path] = { ...paths[spec.path], [spec.method]: operationOf(spec) };
+  }
+  return {
+    openapi: "3.1.1",
+    info: {
+      title: "Shotlist API",
+      version: PACKAGE.version,
+      summary: PACKAGE.description,
+      description: `Every /v1 route needs \`Authorization: Bearer <api key>\`; scopes: ${SCOPE_RULE}. Every error is \`application/problem+json\` (RFC 9457) with a stable \`code\`. Every GET also answers HEAD. Generated from the request schemas the routes validate with (src/http/schemas.ts).`,
+      license: { name: "Apache-2.0", identifier: "Apache-2.0" },
+    },
+    servers: [{ url: options.publicUrl }],
+    tags: [
+      { name: "products", description: "the catalogue: submit and read products" },
+      { name: "jobs", description: "the queue" },
+      { name: "coverage", description: "catalogue coverage, the north star" },
+      { name: "assets", description: "generated images with their provenance" },
+      { name: "keys", description: "API keys (admin)" },
+      { name: "images", description: "public image bytes for pages and CDNs" },
+      { name: "webhooks", description: "signed product webhooks in" },
+      { name: "operations", description: "health, metrics, dashboard, this document" },
+    ],
+    paths,
+    components: {
+      securitySchemes: {
+        [SECURITY_SCHEME]: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "shl_<43 base64url characters>",
+          description: `An API key from \`shotlist keys create --scopes …\` or POST /v1/keys. The role each operation lists is the scope it needs: ${SCOPE_RULE}.`,
+        },
+      },
+      schemas: Object.fromEntries(
+        Object.entries(COMPONENTS).map(([name, { schema, io }]) => [
+          name,
+          jsonSchemaOf(schema, io),
+        ]),
+      ),
+    },
+  };
+}

@@ -1,0 +1,346 @@
+import { z } from "zod";
+import { type ErrorCode, ShotlistError } from "../domain/errors.js";
+import { MAX_RENDITION_SIDE, RENDITION_FITS, RENDITION_FORMATS } from "../domain/rendition.js";
+import { validateSku } from "../domain/sku.js";
+import { productInputSchema, SKU_SCHEMA_META } from "../intake/schema.js";
+import { SCOPES } from "../store/api-keys.js";
+import type { JobState } from "../store/jobs.js";
+
+/**
+ * The HTTP contract's schemas: the routes parse their params, query strings and bodies with
+ * these, and src/http/openapi.ts turns the same objects into the OpenAPI document, so the
+ * document cannot say one thing while a route checks another. Response schemas are not
+ * checked at run time; test/integration/openapi.test.ts holds real answers against them.
+ */
+
+/** Parses one part of a request; a failure is a problem+json with every issue on one line. */
+export function parseRequestPart<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  code: ErrorCode = "invalid_request",
+  status = 400,
+): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw new ShotlistError(code, parsed.error.issues.map((issue) => issue.message).join("; "), {
+    status,
+  });
+}
+
+export const MAX_PAGE = 1000;
+export const MAX_BATCH = 1000;
+
+const pageLimit = (message: string) =>
+  z.coerce
+    .number({ error: message })
+    .int({ error: message })
+    .min(1, { error: message })
+    .max(MAX_PAGE, { error: message })
+    .default(100)
+    .meta({ description: `page size, 1 to ${MAX_PAGE}` });
+
+/** Path SKU: validateSku's rule and messages (400 `invalid_sku`); the metadata documents it. */
+const skuPathParam = z
+  .string()
+  .superRefine((raw, ctx) => {
+    try {
+      validateSku(raw);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  })
+  .meta(SKU_SCHEMA_META);
+
+export const skuParamsSchema = z.object({ sku: skuPathParam });
+
+/** `{id}` of a job, asset or key: a positive integer, else 400 with `what` in the detail. */
+export function idParamsSchema(what: string) {
+  const message = `${what} id must be a positive integer`;
+  return z.object({
+    id: z.coerce.number({ error: message }).int({ error: message }).min(1, { error: message }),
+  });
+}
+
+export const productListQuerySchema = z.object({
+  coverage: z
+    .enum(["complete", "incomplete"], { error: "coverage must be complete or incomplete" })
+    .optional()
+    .meta({ description: "only products whose shot list is (in)complete" }),
+  cursor: z
+    .string({ error: "cursor is not one this API returned" })
+    .optional()
+    .meta({ description: "`nextCursor` of the previous page (opaque)" }),
+  limit: pageLimit(`limit must be an integer from 1 to ${MAX_PAGE}`),
+});
+
+export const JOB_STATES = [
+  "queued",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed",
+  "needs_review",
+] as const satisfies readonly JobState[];
+
+export const jobListQuerySchema = z.object({
+  state: z
+    .enum(JOB_STATES, { error: `state must be one of ${JOB_STATES.join(", ")}` })
+    .optional()
+    .meta({ description: "only jobs in this state" }),
+  cursor: z.coerce
+    .number({ error: "cursor is not one this API returned" })
+    .int({ error: "cursor is not one this API returned" })
+    .min(0, { error: "cursor is not one this API returned" })
+    .default(0)
+    .meta({ description: "`nextCursor` of the previous page" }),
+  limit: pageLimit(`limit must be an integer from 1 to ${MAX_PAGE}`),
+});
+
+/**
+ * `{products: [...]}`: the batch envelope. The route checks it with `z.unknown()` items and
+ * then takes each product through the intake on its own (one bad product is reported in its
+ * result, the rest are accepted); the document shows the product schema as the item.
+ */
+export function productBatchSchema<T extends z.ZodType>(item: T) {
+  return z.looseObject({
+    products: z
+      .array(item, { error: "products must be a non-empty array" })
+      .min(1, { error: "products must be a non-empty array" })
+      .max(MAX_BATCH, {
+        error: (issue) =>
+          `a batch holds at most ${MAX_BATCH} products; got ${(issue.input as unknown[]).length}`,
+      }),
+  });
+}
+
+export const productRequestSchema = z.union([
+  productInputSchema,
+  productBatchSchema(productInputSchema),
+]);
+
+export const createKeySchema = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+});
+
+// ---- responses (documentation; held against real answers in the OpenAPI test) ----
+
+const timestamp = z.iso.datetime({ offset: true });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** RFC 9457 problem details with Shotlist's stable `code`; extensions (e.g. `requiredScope`). */
+export const problemSchema = z
+  .looseObject({
+    type: z.string().meta({ description: "https://shotlist.dev/problems/<code>" }),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    code: z.string().meta({ description: "stable machine code, e.g. invalid_sku, not_found" }),
+    instance: z.string().optional().meta({ description: "the request path" }),
+  })
+  .meta({ description: "RFC 9457 problem details; other members are extensions" });
+
+const coverageSchema = z.object({
+  complete: z.int().meta({ description: "required slots published" }),
+  required: z.int(),
+  ratio: z.number().min(0).max(1),
+});
+
+const savedSlotSchema = z.object({
+  slot: z.string(),
+  recipeHash: sha256,
+  state: z.string(),
+  jobId: z.int(),
+  jobCreated: z.boolean(),
+});
+
+export const productAcceptedSchema = z.object({
+  sku: z.string(),
+  created: z.boolean(),
+  changed: z.boolean().meta({ description: "false when the same product was already stored" }),
+  jobsCreated: z.int(),
+  slots: z.array(savedSlotSchema),
+});
+
+export const productBatchResultSchema = z.object({
+  results: z.array(
+    z.union([
+      productAcceptedSchema.extend({ index: z.int(), status: z.literal("accepted") }),
+      z.object({
+        index: z.int(),
+        status: z.literal("rejected"),
+        code: z.string(),
+        detail: z.string(),
+      }),
+    ]),
+  ),
+});
+
+export const productListSchema = z.object({
+  products: z.array(
+    z.object({
+      sku: z.string(),
+      title: z.string(),
+      category: z.string(),
+      coverage: coverageSchema,
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+const SLOT_STATES = ["pending", "published", "needs_review", "failed"] as const;
+
+export const productSchema = z.object({
+  sku: z.string(),
+  title: z.string(),
+  category: z.string(),
+  attributes: z.record(z.string(), z.string()),
+  variants: z.array(z.object({ sku: z.string(), attributes: z.record(z.string(), z.string()) })),
+  referenceImages: z.array(
+    z.object({ sha256, origin: z.string(), width: z.int(), height: z.int() }),
+  ),
+  coverage: coverageSchema,
+  slots: z.array(
+    z.object({
+      slot: z.string(),
+      required: z.boolean(),
+      state: z.enum(SLOT_STATES),
+      reason: z.string().nullable(),
+      alt: z.string(),
+      recipeHash: sha256,
+      asset: z.object({ id: z.int(), sha256, url: z.string() }).nullable(),
+    }),
+  ),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const jobSchema = z.object({
+  id: z.int(),
+  kind: z.string(),
+  key: z.string(),
+  state: z.enum(JOB_STATES),
+  attempts: z.int(),
+  maxAttempts: z.int(),
+  runAt: timestamp,
+  lastError: z.string().nullable(),
+  payload: z.unknown(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  finishedAt: timestamp.nullable(),
+});
+
+export const jobListSchema = z.object({
+  jobs: z.array(jobSchema),
+  nextCursor: z.string().nullable(),
+});
+
+export const jobDetailSchema = jobSchema.extend({
+  attemptLog: z.array(
+    z.object({
+      attempt: z.int(),
+      worker: z.string(),
+      link: z.int().nullable(),
+      provider: z.string().nullable(),
+      recipe_hash: z.string().nullable(),
+      outcome: z.string(),
+      error: z.string().nullable(),
+      checks: z.unknown(),
+      started_at: timestamp,
+      finished_at: timestamp,
+    }),
+  ),
+});
+
+export const catalogueCoverageSchema = z.object({
+  products: z.int(),
+  completeProducts: z.int(),
+  requiredSlots: z.int(),
+  publishedSlots: z.int(),
+  slotCoverage: z.number().min(0).max(1),
+  productCoverage: z.number().min(0).max(1).meta({ description: "the north star" }),
+  bySlot: z.array(
+    z.object({
+      slot: z.string(),
+      required: z.int(),
+      published: z.int(),
+      needsReview: z.int(),
+      pending: z.int(),
+      failed: z.int(),
+    }),
+  ),
+  byState: z.record(z.string(), z.int()),
+});
+
+export const assetSchema = z.object({
+  id: z.int(),
+  sha256,
+  url: z.string(),
+  state: z.enum(["published", "in_review", "rejected", "superseded"]),
+  width: z.int(),
+  height: z.int(),
+  byteSize: z.int(),
+  costMicros: z.int(),
+  link: z.int(),
+  checks: z.array(z.record(z.string(), z.unknown())),
+  recipeHash: sha256,
+  recipe: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ description: "the full recipe: provenance (DESIGN §8)" }),
+  createdAt: timestamp,
+});
+
+export const apiKeySchema = z.object({
+  id: z.int(),
+  name: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.enum(SCOPES)),
+  createdAt: timestamp,
+  revokedAt: timestamp.nullable(),
+});
+
+export const apiKeyListSchema = z.object({ keys: z.array(apiKeySchema) });
+
+export const createdApiKeySchema = apiKeySchema.extend({
+  key: z.string().meta({ description: "shl_…; shown this once, never again" }),
+});
+
+export const healthSchema = z.object({ status: z.literal("ok") });
+
+export const readySchema = z.object({
+  status: z.literal("ready"),
+  database: z.enum(["pglite", "postgres"]),
+  schemaVersion: z.int(),
+});
+
+export const webhookAnswerSchema = z.object({
+  status: z.enum(["accepted", "duplicate", "ignored"]),
+  deliveryId: z.string().optional(),
+  sku: z.string().optional(),
+  jobId: z.int().optional(),
+  topic: z.string().optional(),
+});
+
+/**
+ * `/i/` query options, for the document only: parseRenditionQuery (src/domain/rendition.ts)
+ * stays their validator, because its errors name the option (`invalid_rendition_option`).
+ */
+export const renditionQuerySchema = z.object({
+  w: z.int().min(1).max(MAX_RENDITION_SIDE).optional().meta({ description: "width, CSS px" }),
+  h: z.int().min(1).max(MAX_RENDITION_SIDE).optional().meta({ description: "height, CSS px" }),
+  fit: z
+    .enum(RENDITION_FITS)
+    .optional()
+    .meta({ description: "default cover with both sides, else inside" }),
+  dpr: z.number().min(1).max(4).optional().meta({ description: "device pixel ratio" }),
+  q: z.int().min(1).max(100).optional().meta({ description: "quality" }),
+  format: z
+    .enum(RENDITION_FORMATS)
+    .optional()
+    .meta({ description: "auto: AVIF, then WebP, then JPEG by Accept" }),
+  s: z.string().optional().meta({
+    description:
+      "base64url HMAC-SHA256 (SHOTLIST_SIGNING_KEY) of the path and canonical options; required with any other option",
+  }),
+});
