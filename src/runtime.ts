@@ -23,6 +23,7 @@ import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
 import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
 import { type Db, openDb } from "./store/db.js";
+import { startMaintenance } from "./store/maintenance.js";
 import { migrate } from "./store/migrate.js";
 
 /** Everything one process needs, wired once: the composition root. */
@@ -66,6 +67,8 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
   const db = await openDb(settings);
   await migrate(db);
   const metrics = createMetrics(db);
+  // Embedded only: PGlite runs no autovacuum (see src/store/maintenance.ts).
+  const maintenance = startMaintenance(db, log);
   const workers = new Set<Worker>();
   const intake: IntakeDeps = {
     db,
@@ -78,7 +81,8 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
       maxAttempts: settings.maxAttempts,
       allowPrivateNetworks: settings.allowPrivateNetworks,
     },
-    onJobsCreated: () => {
+    onJobsCreated: (count) => {
+      maintenance.noteChanges(count);
       for (const worker of workers) worker.wake();
     },
   };
@@ -139,8 +143,10 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
             ([kind]) => !overrides.kinds || overrides.kinds.includes(kind),
           ),
         ),
-        onFinished: (job, state, durationMs) =>
-          metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000),
+        onFinished: (job, state, durationMs) => {
+          maintenance.noteChanges(1);
+          metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000);
+        },
       });
       // close() stops every worker it started; stopping one twice is harmless.
       workers.add(worker);
@@ -148,6 +154,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
     },
     async close() {
       await Promise.all([...workers].map((worker) => worker.stop()));
+      await maintenance.stop();
       await db.close();
     },
   };

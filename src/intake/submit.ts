@@ -27,7 +27,7 @@ export interface IntakeDeps {
     allowPrivateNetworks: boolean;
   };
   /** Called after a commit that created jobs (wakes in-process workers). */
-  onJobsCreated?: () => void;
+  onJobsCreated?: (count: number) => void;
 }
 
 export interface SubmitOptions {
@@ -143,7 +143,7 @@ export async function submitProduct(
     );
   });
   const jobsCreated = saved.slots.filter((slot) => slot.jobCreated).length;
-  if (jobsCreated > 0) deps.onJobsCreated?.();
+  if (jobsCreated > 0) deps.onJobsCreated?.(jobsCreated);
   return { sku: product.sku, ...saved, jobsCreated };
 }
 

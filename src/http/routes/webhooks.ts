@@ -76,7 +76,7 @@ export function webhookRoutes(app: FastifyInstance, runtime: Runtime) {
   ) {
     const jobId = await enqueueDelivery({ source, deliveryId, topic, sku: product.sku }, product);
     if (jobId === undefined) return reply.code(200).send({ status: "duplicate", deliveryId });
-    runtime.intake.onJobsCreated?.();
+    runtime.intake.onJobsCreated?.(1);
     return reply.code(200).send({ status: "accepted", deliveryId, sku: product.sku, jobId });
   }
 
