@@ -5,10 +5,13 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, InjectOptions } from "fastify";
 import { Webhook } from "standardwebhooks";
+import { ShotlistError } from "../../src/domain/errors.js";
 import type { WebhookEvent } from "../../src/domain/webhook-events.js";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
+import { createWebhookDeliveryHandler } from "../../src/integrations/webhooks/delivery.js";
 import type { Worker } from "../../src/queue/worker.js";
+import type { Queryable } from "../../src/store/db.js";
 import type { ClaimedJob } from "../../src/store/jobs.js";
 import { countOpenJobs } from "../../src/store/jobs.js";
 import { apiHeaders } from "../helpers/auth.js";
@@ -138,6 +141,31 @@ for (const backend of BACKENDS) {
         240_000,
         100,
       );
+
+    it("costs one query and writes nothing when no endpoint is configured", async () => {
+      let queries = 0;
+      const counting: Queryable = {
+        query: (sql, params) => {
+          queries++;
+          return env.runtime.db.query(sql, params);
+        },
+        exec: (sql) => env.runtime.db.exec(sql),
+      };
+      const after = await env.runtime.webhooks.beforePublish(counting, "no-such-recipe");
+      assert.equal(after, undefined);
+      await env.runtime.webhooks.needsReview(counting, [{ sku: "X", slot: "hero" }], "why");
+      await env.runtime.webhooks.jobFailed(
+        counting,
+        { id: 1, kind: "render", key: "render:x", attempts: 1 } as ClaimedJob,
+        "needs_review",
+        "why",
+      );
+      assert.equal(queries, 3, "one query per event source");
+      const [row] = await env.runtime.db.query<{ count: number }>(
+        "select count(*)::integer as count from webhook_deliveries",
+      );
+      assert.equal(row?.count, 0);
+    });
 
     it("signs every event so the receiver verifies it: one asset.published per slot, one product.complete", async () => {
       const endpoint = await createEndpoint("/all", [
@@ -398,6 +426,44 @@ for (const backend of BACKENDS) {
         assert.equal(bad.statusCode, 400, query);
         assert.match(String(bad.headers["content-type"]), /^application\/problem\+json/);
       }
+    });
+
+    it("checks the connected address again at delivery time", async () => {
+      // An endpoint that was allowed (or whose DNS changed since) but now points at loopback.
+      const [endpoint] = await env.runtime.db.query<{ id: number }>(
+        `insert into webhook_endpoints (url, events, secret) values ($1, '{job.failed}', $2)
+         returning id`,
+        [
+          `http://localhost:${new URL(receiverUrl).port}/ssrf`,
+          "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0",
+        ],
+      );
+      // A delivery without a job, so the running worker leaves it to this test's handler.
+      await env.runtime.db.query(
+        "insert into webhook_deliveries (id, endpoint_id, event_type, payload) values ($1, $2, $3, $4)",
+        ["msg_ssrf", endpoint?.id, "job.failed", JSON.stringify({ type: "job.failed", data: {} })],
+      );
+      const handler = createWebhookDeliveryHandler({
+        db: env.runtime.db,
+        allowPrivateNetworks: false,
+      });
+      const job = { id: 0, payload: { deliveryId: "msg_ssrf" }, attempts: 1 } as ClaimedJob;
+      const context = {
+        workerId: "test",
+        signal: new AbortController().signal,
+        log: env.runtime.log,
+      };
+      await assert.rejects(handler.run(job, context), (error: unknown) => {
+        assert.ok(error instanceof ShotlistError);
+        assert.equal(error.code, "webhook_delivery_failed");
+        assert.match(error.message, /webhook_url_forbidden: localhost resolves to/);
+        return true;
+      });
+      assert.equal(received.filter((entry) => entry.path === "/ssrf").length, 0);
+      const [delivery] = (await deliveries(`?endpoint=${endpoint?.id}`)).deliveries;
+      assert.equal(delivery?.attempts, 1);
+      assert.equal(delivery?.attemptLog[0]?.statusCode, null);
+      assert.match(delivery?.attemptLog[0]?.error ?? "", /private or reserved/);
     });
 
     it("refuses bad endpoints with 400 problem+json and writes nothing", async () => {
