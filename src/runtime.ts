@@ -12,6 +12,9 @@ import {
   enqueueShopifyWriteback,
   SHOPIFY_WRITEBACK_KIND,
 } from "./integrations/shopify/writeback.js";
+import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.js";
+import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
+import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { createLocalProvider } from "./providers/local/index.js";
 import {
@@ -25,6 +28,7 @@ import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
 import { type Db, openDb } from "./store/db.js";
 import { startMaintenance } from "./store/maintenance.js";
 import { migrate } from "./store/migrate.js";
+import { WEBHOOK_DELIVERY_KIND } from "./store/webhook-deliveries.js";
 
 /** Everything one process needs, wired once: the composition root. */
 export interface Runtime {
@@ -36,6 +40,8 @@ export interface Runtime {
   providers: ProviderRegistry;
   metrics: Metrics;
   intake: IntakeDeps;
+  /** Writes outbound webhook events in the transactions that cause them. */
+  webhooks: WebhookOutbox;
   /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
   startWorker(overrides?: {
     concurrency?: number;
@@ -43,6 +49,8 @@ export interface Runtime {
     retryBaseMs?: number;
     /** Media status poll interval of the Shopify write-back; default 1 s. */
     shopifyPollMs?: number;
+    /** Outbound webhook retry delays; default Svix's schedule over at least 24 h. */
+    webhookRetrySchedule?: RetrySchedule;
     /** Job kinds this worker claims; default every kind. */
     kinds?: readonly string[];
   }): Worker;
@@ -70,6 +78,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
   // Embedded only: PGlite runs no autovacuum (see src/store/maintenance.ts).
   const maintenance = startMaintenance(db, log);
   const workers = new Set<Worker>();
+  const webhooks = createWebhookOutbox({ publicUrl: settings.publicUrl });
   const intake: IntakeDeps = {
     db,
     blobs,
@@ -95,6 +104,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
     providers,
     metrics,
     intake,
+    webhooks,
     startWorker(overrides = {}) {
       // Shopify write-back (DESIGN §4): only when a shop and a token are configured.
       const shopify = settings.shopifyWriteback;
@@ -119,16 +129,27 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
               { provider: event.provider, slot: event.slot, outcome: event.outcome },
               event.durationMs / 1000,
             ),
-          onPublished: shopify
-            ? (tx, published) =>
-                enqueueShopifyWriteback(
+          onPublishing: async (tx, recipeHash) => {
+            const afterWebhooks = await webhooks.beforePublish(tx, recipeHash);
+            return async (published) => {
+              if (shopify) {
+                await enqueueShopifyWriteback(
                   tx,
                   published.map((row) => row.sku),
                   settings.maxAttempts,
-                )
-            : undefined,
+                );
+              }
+              await afterWebhooks?.(published);
+            };
+          },
+          onNeedsReview: (tx, slots, reason) => webhooks.needsReview(tx, slots, reason),
         }),
         intake: createIntakeJobHandler(intake),
+        [WEBHOOK_DELIVERY_KIND]: createWebhookDeliveryHandler({
+          db,
+          allowPrivateNetworks: settings.allowPrivateNetworks,
+          schedule: overrides.webhookRetrySchedule,
+        }),
         ...writeback,
       };
       const worker = startWorker({
@@ -143,6 +164,11 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
             ([kind]) => !overrides.kinds || overrides.kinds.includes(kind),
           ),
         ),
+        // Never a webhook about a webhook delivery: a failing receiver would feed itself.
+        onGaveUp: (tx, job, state, reason) =>
+          job.kind === WEBHOOK_DELIVERY_KIND
+            ? Promise.resolve()
+            : webhooks.jobFailed(tx, job, state, reason),
         onFinished: (job, state, durationMs) => {
           maintenance.noteChanges(1);
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000);

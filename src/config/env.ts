@@ -36,7 +36,10 @@ const envSchema = z.object({
     .int()
     .min(1)
     .default(25 * 1024 * 1024),
-  /** Lets reference-image fetches reach loopback/private addresses. Tests only; default off. */
+  /**
+   * Lets reference-image fetches and outbound webhook endpoints reach loopback/private
+   * addresses. Tests only; default off. Security: on, anyone who can POST can probe your network.
+   */
   SHOTLIST_ALLOW_PRIVATE_NETWORKS: flag,
   /**
    * HMAC key for signed /i/ rendition URLs (custom options). Unset → only bare and preset URLs

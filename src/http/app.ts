@@ -11,6 +11,8 @@ import { jobRoutes } from "./routes/jobs.js";
 import { keyRoutes } from "./routes/keys.js";
 import { productRoutes } from "./routes/products.js";
 import { renditionRoutes } from "./routes/renditions.js";
+import { webhookDeliveryRoutes } from "./routes/webhook-deliveries.js";
+import { webhookEndpointRoutes } from "./routes/webhook-endpoints.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 
 export interface BuildAppOptions {
@@ -66,6 +68,8 @@ export async function buildApp(
   webhookRoutes(app, runtime);
   keyRoutes(app, runtime);
   docsRoutes(app, runtime);
+  webhookEndpointRoutes(app, runtime);
+  webhookDeliveryRoutes(app, runtime);
   await app.ready();
   return app;
 }

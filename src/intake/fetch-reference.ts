@@ -1,49 +1,8 @@
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
 import { ShotlistError } from "../domain/errors.js";
-
-/**
- * Addresses a reference-image URL may never reach (SSRF, DESIGN §9): loopback, private,
- * link-local (incl. the 169.254.169.254 metadata service), CGNAT, multicast, reserved.
- */
-const FORBIDDEN = new BlockList();
-for (const [prefix, bits] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.0.0.0", 24],
-  ["192.168.0.0", 16],
-  ["198.18.0.0", 15],
-  ["224.0.0.0", 4],
-  ["240.0.0.0", 4],
-] as const) {
-  FORBIDDEN.addSubnet(prefix, bits, "ipv4");
-}
-for (const [prefix, bits] of [
-  ["::", 128],
-  ["::1", 128],
-  ["fc00::", 7],
-  ["fe80::", 10],
-  ["ff00::", 8],
-] as const) {
-  FORBIDDEN.addSubnet(prefix, bits, "ipv6");
-}
-
-export function isForbiddenAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 4) return FORBIDDEN.check(address, "ipv4");
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped?.[1]) return FORBIDDEN.check(mapped[1], "ipv4");
-    return FORBIDDEN.check(address, "ipv6");
-  }
-  return true;
-}
+import { guardedLookup, isForbiddenAddress } from "./address-guard.js";
 
 export interface FetchReferenceOptions {
   maxBytes: number;
@@ -99,34 +58,18 @@ function getOnce(
   deadline: number,
 ): Promise<{ body: Buffer } | { redirect: string }> {
   return new Promise((resolvePromise, reject) => {
-    const guardedLookup = (
-      hostname: string,
-      lookupOptions: object,
-      callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void,
-    ) => {
-      dnsLookup(hostname, { ...lookupOptions, all: true }, (error, addresses) => {
-        if (error) return callback(error, []);
-        const list = addresses as LookupAddress[];
-        const blocked = list.find((entry) => isForbiddenAddress(entry.address));
-        if (blocked && !options.allowPrivateNetworks) {
-          return callback(
-            new ShotlistError(
-              "reference_url_forbidden",
-              `${hostname} resolves to ${blocked.address}, a private or reserved address`,
-              { status: 422 },
-            ),
-            [],
-          );
-        }
-        const first = list[0];
-        if (!first) return callback(new Error(`no address for ${hostname}`), []);
-        if ((lookupOptions as { all?: boolean }).all) return callback(null, list);
-        callback(null, first.address, first.family);
-      });
-    };
+    const lookup = guardedLookup(
+      options.allowPrivateNetworks,
+      (hostname, address) =>
+        new ShotlistError(
+          "reference_url_forbidden",
+          `${hostname} resolves to ${address}, a private or reserved address`,
+          { status: 422 },
+        ),
+    );
     const client = url.protocol === "https:" ? https : http;
     const remainingMs = Math.max(1, deadline - Date.now());
-    const request = client.get(url, { lookup: guardedLookup, timeout: remainingMs }, (response) => {
+    const request = client.get(url, { lookup, timeout: remainingMs }, (response) => {
       const status = response.statusCode ?? 0;
       if (status >= 300 && status < 400 && response.headers.location) {
         response.resume();

@@ -30,8 +30,21 @@ export interface RenderSlotDeps {
     outcome: string;
     durationMs: number;
   }) => void;
-  /** Runs in the publishing transaction with the product slots just published (write-back). */
-  onPublished?: (tx: Queryable, published: { sku: string; slot: string }[]) => Promise<void>;
+  /**
+   * Runs in the publishing transaction before the slots of `recipeHash` change (to take locks
+   * in the intake's order: product, then slots); the function it returns runs after them with
+   * the product slots just published (write-back, outbound webhooks).
+   */
+  onPublishing?: (
+    tx: Queryable,
+    recipeHash: string,
+  ) => Promise<((published: { sku: string; slot: string }[]) => Promise<void>) | undefined>;
+  /** Runs in the transaction that sends slots to the review queue (outbound webhooks). */
+  onNeedsReview?: (
+    tx: Queryable,
+    slots: { sku: string; slot: string }[],
+    reason: string,
+  ) => Promise<void>;
 }
 
 /**
@@ -116,8 +129,10 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             attempts,
             write: async (tx) => {
               const assetId = await insertAsset(tx, { ...asset, state: "published" });
-              const published = await publishOnSlots(tx, payload.links[0] ?? hash, assetId);
-              await deps.onPublished?.(tx, published);
+              const primary = payload.links[0] ?? hash;
+              const afterPublish = await deps.onPublishing?.(tx, primary);
+              const published = await publishOnSlots(tx, primary, assetId);
+              await afterPublish?.(published);
             },
           };
         }
@@ -137,7 +152,9 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
     async onNeedsReview(tx: Queryable, job: ClaimedJob, reason: string) {
       const payload = job.payload as RenderJobPayload;
       const primary = payload.links[0];
-      if (primary) await markSlotsForReview(tx, primary, reason);
+      if (!primary) return;
+      const slots = await markSlotsForReview(tx, primary, reason);
+      await deps.onNeedsReview?.(tx, slots, reason);
     },
   };
 }

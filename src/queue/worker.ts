@@ -44,6 +44,16 @@ export interface WorkerOptions {
   retryBaseMs?: number;
   retryCapMs?: number;
   workerId?: string;
+  /**
+   * Runs in the transaction that moves a job to needs_review (after its handler's
+   * onNeedsReview), e.g. to write a `job.failed` webhook event with it.
+   */
+  onGaveUp?: (
+    tx: Queryable,
+    job: ClaimedJob,
+    state: "needs_review",
+    reason: string,
+  ) => Promise<void>;
   /** Called after each job reaches a state (for metrics and progress). */
   onFinished?: (job: ClaimedJob, state: string, durationMs: number) => void;
 }
@@ -212,6 +222,7 @@ export function startWorker(options: WorkerOptions): Worker {
       }
       await recordAttempts(tx, job.id, job.attempts, workerId, records);
       await handler.onNeedsReview(tx, job, reason);
+      await options.onGaveUp?.(tx, job, "needs_review", reason);
     });
     return "needs_review";
   }

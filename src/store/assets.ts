@@ -82,9 +82,10 @@ export async function markSlotsForReview(
   tx: Queryable,
   primaryRecipeHash: string,
   reason: string,
-): Promise<void> {
-  await tx.query(
-    `update product_slots set state = 'needs_review', reason = $2, updated_at = now() where recipe_hash = $1`,
+): Promise<{ sku: string; slot: string }[]> {
+  return tx.query<{ sku: string; slot: string }>(
+    `update product_slots set state = 'needs_review', reason = $2, updated_at = now()
+     where recipe_hash = $1 returning product_sku as sku, slot`,
     [primaryRecipeHash, reason],
   );
 }
