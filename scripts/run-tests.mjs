@@ -25,16 +25,20 @@ const child = spawn(
   { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0" } },
 );
 const counts = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
-let tail = "";
+// The run's summary lines ("ℹ pass 12") come before the list of failing tests, which can be
+// long, so every line is read as it streams rather than only the end of the output.
+const summary = /^ℹ (pass|fail|skipped|todo|cancelled) (\d+)$/;
+let partial = "";
 child.stdout.on("data", (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString()).slice(-4000);
+  const lines = (partial + chunk.toString()).split("\n");
+  partial = lines.pop() ?? "";
+  for (const line of lines) {
+    const match = summary.exec(line.trim());
+    if (match) counts[match[1]] = Number(match[2]);
+  }
 });
 child.on("close", (code) => {
-  for (const key of Object.keys(counts)) {
-    const match = new RegExp(`ℹ ${key} (\\d+)`).exec(tail);
-    if (match) counts[key] = Number(match[1]);
-  }
   const failed = counts.fail + counts.cancelled;
   console.log(`${counts.pass} passed, ${failed} failed, ${counts.skipped + counts.todo} skipped`);
   process.exit(code ?? 1);
