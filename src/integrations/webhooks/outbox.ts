@@ -108,7 +108,12 @@ export function createWebhookOutbox(options: { publicUrl: string }): WebhookOutb
           [skus],
         );
         const assetOf = (row: (typeof slots)[number]) =>
-          row.sha256 && row.ext
+          // The asset columns come from a left join: all null, or (NOT NULL columns) all set.
+          row.asset_id !== null &&
+          row.sha256 &&
+          row.ext &&
+          row.width !== null &&
+          row.height !== null
             ? {
                 id: row.asset_id,
                 sha256: row.sha256,
