@@ -2,9 +2,11 @@ import { z } from "zod";
 import { type ErrorCode, ShotlistError } from "../domain/errors.js";
 import { MAX_RENDITION_SIDE, RENDITION_FITS, RENDITION_FORMATS } from "../domain/rendition.js";
 import { validateSku } from "../domain/sku.js";
+import { WEBHOOK_EVENTS, webhookEventSchema } from "../domain/webhook-events.js";
 import { productInputSchema, SKU_SCHEMA_META } from "../intake/schema.js";
 import { SCOPES } from "../store/api-keys.js";
 import type { JobState } from "../store/jobs.js";
+import { DELIVERY_STATUSES } from "../store/webhook-deliveries.js";
 
 /**
  * The HTTP contract's schemas: the routes parse their params, query strings and bodies with
@@ -13,18 +15,25 @@ import type { JobState } from "../store/jobs.js";
  * checked at run time; test/integration/openapi.test.ts holds real answers against them.
  */
 
-/** Parses one part of a request; a failure is a problem+json with every issue on one line. */
+/**
+ * Parses one part of a request; a failure is a problem+json with every issue on one line.
+ * `code` may depend on the first issue (zod reports them in the shape's key order), for parts
+ * whose fields have codes of their own.
+ */
 export function parseRequestPart<T extends z.ZodType>(
   schema: T,
   value: unknown,
-  code: ErrorCode = "invalid_request",
+  code: ErrorCode | ((first: z.core.$ZodIssue) => ErrorCode) = "invalid_request",
   status = 400,
 ): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new ShotlistError(code, parsed.error.issues.map((issue) => issue.message).join("; "), {
-    status,
-  });
+  const issues = parsed.error.issues;
+  throw new ShotlistError(
+    typeof code === "function" && issues[0] ? code(issues[0]) : (code as ErrorCode),
+    issues.map((issue) => issue.message).join("; "),
+    { status },
+  );
 }
 
 export const MAX_PAGE = 1000;
@@ -122,6 +131,58 @@ export const createKeySchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
   scopes: z.array(z.enum(SCOPES)).min(1),
 });
+
+/**
+ * `{url, events}` of a new outbound webhook endpoint. Event names are checked after this by
+ * the route (400 `unknown_event`, naming every unknown one) and the URL by its address guard
+ * (400 `invalid_webhook_url` / `webhook_url_forbidden`); the metadata documents both rules.
+ */
+export const createWebhookEndpointSchema = z.strictObject({
+  url: z.string().max(2048).meta({
+    format: "uri",
+    description:
+      "absolute http(s) URL; a host that is or resolves to a loopback, private, link-local or metadata address is refused",
+  }),
+  events: z
+    .array(z.string().meta({ enum: [...WEBHOOK_EVENTS] }))
+    .min(1, "events must name at least one event")
+    .meta({ description: "the events to send; at least one" }),
+});
+
+const positiveInt = (message: string) =>
+  z.coerce.number({ error: message }).int({ error: message }).min(1, { error: message });
+
+/** `{id}` of an outbound delivery: its `msg_…` id (the `webhook-id` it is sent with). */
+export const deliveryIdParamsSchema = z.object({
+  id: z.string().meta({ description: "`msg_…`, the delivery's `webhook-id`" }),
+});
+
+/**
+ * Delivery log filters, in the order the route has always checked them, since the first
+ * failing one picks the code: a bad `event` is 400 `unknown_event`, anything else
+ * `invalid_request`.
+ */
+export const deliveryListQuerySchema = z.object({
+  endpoint: positiveInt("endpoint must be a positive integer")
+    .optional()
+    .meta({ description: "only deliveries to this endpoint id" }),
+  event: z
+    .enum(WEBHOOK_EVENTS, { error: `event must be one of ${WEBHOOK_EVENTS.join(", ")}` })
+    .optional()
+    .meta({ description: "only deliveries of this event" }),
+  status: z
+    .enum(DELIVERY_STATUSES, { error: `status must be one of ${DELIVERY_STATUSES.join(", ")}` })
+    .optional()
+    .meta({ description: "only deliveries in this status" }),
+  limit: pageLimit(`limit must be an integer from 1 to ${MAX_PAGE}`),
+  cursor: positiveInt("cursor is not one this API returned")
+    .optional()
+    .meta({ description: "`nextCursor` of the previous page" }),
+});
+
+/** The code of a delivery log query's first failing filter. */
+export const deliveryListQueryCode = (first: z.core.$ZodIssue): ErrorCode =>
+  first.path[0] === "event" ? "unknown_event" : "invalid_request";
 
 // ---- responses (documentation; held against real answers in the OpenAPI test) ----
 
@@ -304,6 +365,62 @@ export const apiKeyListSchema = z.object({ keys: z.array(apiKeySchema) });
 
 export const createdApiKeySchema = apiKeySchema.extend({
   key: z.string().meta({ description: "shl_…; shown this once, never again" }),
+});
+
+export const webhookEndpointSchema = z.object({
+  id: z.int(),
+  url: z.string(),
+  events: z.array(z.enum(WEBHOOK_EVENTS)),
+  createdAt: timestamp,
+  disabledAt: timestamp
+    .nullable()
+    .meta({ description: "set when the endpoint answered 410 Gone; it gets nothing more" }),
+  disabledReason: z.string().nullable(),
+});
+
+export const webhookEndpointListSchema = z.object({
+  endpoints: z.array(webhookEndpointSchema).meta({ description: "deleted endpoints are left out" }),
+});
+
+export const createdWebhookEndpointSchema = webhookEndpointSchema.extend({
+  secret: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+=*$/)
+    .meta({
+      description: "`whsec_…`, the Standard Webhooks signing secret; shown this once, never again",
+    }),
+});
+
+export const webhookDeliverySchema = z.object({
+  id: z.string().meta({ description: "`msg_…`: the `webhook-id` of every attempt" }),
+  endpointId: z.int(),
+  event: z.enum(WEBHOOK_EVENTS),
+  status: z.enum(DELIVERY_STATUSES),
+  attempts: z.int().meta({ description: "attempts in the current retry cycle" }),
+  lastStatusCode: z.int().nullable(),
+  lastError: z.string().nullable(),
+  nextAttemptAt: timestamp.nullable().meta({ description: "when pending: the next attempt" }),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  payload: webhookEventSchema.meta({ description: "the body sent, unchanged on every attempt" }),
+  attemptLog: z.array(
+    z.object({
+      statusCode: z.int().nullable().meta({ description: "null: no HTTP answer (see error)" }),
+      error: z.string().nullable(),
+      durationMs: z.int(),
+      attemptedAt: timestamp,
+    }),
+  ),
+});
+
+export const webhookDeliveryListSchema = z.object({
+  deliveries: z.array(webhookDeliverySchema).meta({ description: "newest first" }),
+  nextCursor: z.string().nullable(),
+});
+
+export const redeliveryAnswerSchema = z.object({
+  id: z.string(),
+  status: z.literal("pending"),
 });
 
 export const healthSchema = z.object({ status: z.literal("ok") });

@@ -1,18 +1,21 @@
 import type { FastifyInstance } from "fastify";
 import { ShotlistError } from "../../domain/errors.js";
-import { isWebhookEventType, WEBHOOK_EVENTS } from "../../domain/webhook-events.js";
 import { attemptsOf, DEFAULT_RETRY_SCHEDULE } from "../../integrations/webhooks/schedule.js";
 import type { Runtime } from "../../runtime.js";
 import {
-  DELIVERY_STATUSES,
   type DeliveryAttemptRow,
   type DeliveryRow,
-  type DeliveryStatus,
   getDelivery,
   listDeliveries,
   listDeliveryAttempts,
   requeueDelivery,
 } from "../../store/webhook-deliveries.js";
+import {
+  deliveryIdParamsSchema,
+  deliveryListQueryCode,
+  deliveryListQuerySchema,
+  parseRequestPart,
+} from "../schemas.js";
 
 const deliveryView = (delivery: DeliveryRow, attempts: readonly DeliveryAttemptRow[]) => ({
   id: delivery.id,
@@ -33,41 +36,18 @@ const deliveryView = (delivery: DeliveryRow, attempts: readonly DeliveryAttemptR
 
 /** The outbound webhook delivery log (every attempt) and manual redelivery. */
 export function webhookDeliveryRoutes(app: FastifyInstance, runtime: Runtime) {
-  app.get<{
-    Querystring: {
-      endpoint?: string;
-      event?: string;
-      status?: string;
-      cursor?: string;
-      limit?: string;
-    };
-  }>("/v1/webhooks/deliveries", async (request) => {
-    const { endpoint, event, status, cursor } = request.query;
-    const endpointId = endpoint === undefined ? undefined : Number(endpoint);
-    if (endpointId !== undefined && (!Number.isSafeInteger(endpointId) || endpointId < 1)) {
-      throw new ShotlistError("invalid_request", "endpoint must be a positive integer");
-    }
-    if (event !== undefined && !isWebhookEventType(event)) {
-      throw new ShotlistError("unknown_event", `event must be one of ${WEBHOOK_EVENTS.join(", ")}`);
-    }
-    if (status !== undefined && !DELIVERY_STATUSES.includes(status as DeliveryStatus)) {
-      throw new ShotlistError(
-        "invalid_request",
-        `status must be one of ${DELIVERY_STATUSES.join(", ")}`,
-      );
-    }
-    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new ShotlistError("invalid_request", "limit must be an integer from 1 to 1000");
-    }
-    const beforeSeq = cursor === undefined ? undefined : Number(cursor);
-    if (beforeSeq !== undefined && (!Number.isSafeInteger(beforeSeq) || beforeSeq < 1)) {
-      throw new ShotlistError("invalid_request", "cursor is not one this API returned");
-    }
+  app.get("/v1/webhooks/deliveries", async (request) => {
+    const {
+      endpoint: endpointId,
+      event,
+      status,
+      limit,
+      cursor: beforeSeq,
+    } = parseRequestPart(deliveryListQuerySchema, request.query, deliveryListQueryCode);
     const rows = await listDeliveries(runtime.db, {
       endpointId,
       event,
-      status: status as DeliveryStatus | undefined,
+      status,
       beforeSeq,
       limit,
     });
@@ -82,42 +62,38 @@ export function webhookDeliveryRoutes(app: FastifyInstance, runtime: Runtime) {
     };
   });
 
-  app.get<{ Params: { id: string } }>("/v1/webhooks/deliveries/:id", async (request) => {
-    const delivery = await getDelivery(runtime.db, request.params.id);
+  app.get("/v1/webhooks/deliveries/:id", async (request) => {
+    const { id } = parseRequestPart(deliveryIdParamsSchema, request.params);
+    const delivery = await getDelivery(runtime.db, id);
     if (!delivery) {
-      throw new ShotlistError("not_found", `no webhook delivery ${request.params.id}`, {
-        status: 404,
-      });
+      throw new ShotlistError("not_found", `no webhook delivery ${id}`, { status: 404 });
     }
     return deliveryView(delivery, await listDeliveryAttempts(runtime.db, [delivery.id]));
   });
 
-  app.post<{ Params: { id: string } }>(
-    "/v1/webhooks/deliveries/:id/redeliver",
-    async (request, reply) => {
-      const { id } = request.params;
-      const refusal = await runtime.db.transaction((tx) =>
-        requeueDelivery(tx, id, attemptsOf(DEFAULT_RETRY_SCHEDULE)),
+  app.post("/v1/webhooks/deliveries/:id/redeliver", async (request, reply) => {
+    const { id } = parseRequestPart(deliveryIdParamsSchema, request.params);
+    const refusal = await runtime.db.transaction((tx) =>
+      requeueDelivery(tx, id, attemptsOf(DEFAULT_RETRY_SCHEDULE)),
+    );
+    if (refusal === "not_found") {
+      throw new ShotlistError("not_found", `no webhook delivery ${id}`, { status: 404 });
+    }
+    if (refusal === "endpoint_closed") {
+      throw new ShotlistError(
+        "webhook_endpoint_disabled",
+        `the endpoint of delivery ${id} is disabled or deleted`,
+        { status: 409 },
       );
-      if (refusal === "not_found") {
-        throw new ShotlistError("not_found", `no webhook delivery ${id}`, { status: 404 });
-      }
-      if (refusal === "endpoint_closed") {
-        throw new ShotlistError(
-          "webhook_endpoint_disabled",
-          `the endpoint of delivery ${id} is disabled or deleted`,
-          { status: 409 },
-        );
-      }
-      if (refusal === "in_progress") {
-        throw new ShotlistError(
-          "webhook_delivery_in_progress",
-          `delivery ${id} is being attempted now; try again when it finishes`,
-          { status: 409 },
-        );
-      }
-      runtime.intake.onJobsCreated?.(1);
-      return reply.code(202).send({ id, status: "pending" });
-    },
-  );
+    }
+    if (refusal === "in_progress") {
+      throw new ShotlistError(
+        "webhook_delivery_in_progress",
+        `delivery ${id} is being attempted now; try again when it finishes`,
+        { status: 409 },
+      );
+    }
+    runtime.intake.onJobsCreated?.(1);
+    return reply.code(202).send({ id, status: "pending" });
+  });
 }

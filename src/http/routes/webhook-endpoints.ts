@@ -11,11 +11,9 @@ import {
   listWebhookEndpoints,
   type WebhookEndpoint,
 } from "../../store/webhook-endpoints.js";
+import { createWebhookEndpointSchema, idParamsSchema, parseRequestPart } from "../schemas.js";
 
-const createEndpointSchema = z.strictObject({
-  url: z.string().max(2048),
-  events: z.array(z.string()).min(1, "events must name at least one event"),
-});
+const endpointIdParamsSchema = idParamsSchema("endpoint");
 
 const endpointView = (endpoint: WebhookEndpoint) => ({
   id: endpoint.id,
@@ -69,7 +67,7 @@ export function webhookEndpointRoutes(app: FastifyInstance, runtime: Runtime) {
   }));
 
   app.post("/v1/webhook-endpoints", admin, async (request, reply) => {
-    const parsed = createEndpointSchema.safeParse(request.body);
+    const parsed = createWebhookEndpointSchema.safeParse(request.body);
     if (!parsed.success) {
       throw new ShotlistError("invalid_request", z.prettifyError(parsed.error));
     }
@@ -91,18 +89,11 @@ export function webhookEndpointRoutes(app: FastifyInstance, runtime: Runtime) {
       .send({ ...endpointView(created), secret });
   });
 
-  app.delete<{ Params: { id: string } }>(
-    "/v1/webhook-endpoints/:id",
-    admin,
-    async (request, reply) => {
-      const id = Number(request.params.id);
-      if (!Number.isSafeInteger(id) || id < 1) {
-        throw new ShotlistError("invalid_request", "endpoint id must be a positive integer");
-      }
-      if (!(await deleteWebhookEndpoint(runtime.db, id))) {
-        throw new ShotlistError("not_found", `no webhook endpoint ${id}`, { status: 404 });
-      }
-      return reply.code(204).send();
-    },
-  );
+  app.delete("/v1/webhook-endpoints/:id", admin, async (request, reply) => {
+    const { id } = parseRequestPart(endpointIdParamsSchema, request.params);
+    if (!(await deleteWebhookEndpoint(runtime.db, id))) {
+      throw new ShotlistError("not_found", `no webhook endpoint ${id}`, { status: 404 });
+    }
+    return reply.code(204).send();
+  });
 }
