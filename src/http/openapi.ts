@@ -1,6 +1,11 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { RENDITION_PRESETS } from "../domain/rendition.js";
+import {
+  WEBHOOK_EVENTS,
+  type WebhookEventType,
+  webhookEventSchemaOf,
+} from "../domain/webhook-events.js";
 import { productInputSchema } from "../intake/schema.js";
 import type { Scope } from "../store/api-keys.js";
 import { WEBHOOK_BODY_LIMIT_BYTES } from "./routes/webhooks.js";
@@ -9,7 +14,11 @@ import {
   assetSchema,
   catalogueCoverageSchema,
   createdApiKeySchema,
+  createdWebhookEndpointSchema,
   createKeySchema,
+  createWebhookEndpointSchema,
+  deliveryIdParamsSchema,
+  deliveryListQuerySchema,
   healthSchema,
   idParamsSchema,
   jobDetailSchema,
@@ -23,9 +32,14 @@ import {
   productListSchema,
   productSchema,
   readySchema,
+  redeliveryAnswerSchema,
   renditionQuerySchema,
   skuParamsSchema,
   webhookAnswerSchema,
+  webhookDeliveryListSchema,
+  webhookDeliverySchema,
+  webhookEndpointListSchema,
+  webhookEndpointSchema,
 } from "./schemas.js";
 
 /** A JSON Schema (2020-12, the OpenAPI 3.1 dialect) or an OpenAPI object, as plain JSON. */
@@ -37,6 +51,12 @@ const PACKAGE = JSON.parse(
 
 const PROBLEM_MEDIA_TYPE = "application/problem+json";
 const SECURITY_SCHEME = "apiKey";
+
+/** `asset.published` → `AssetPublishedEvent`: the component of an event's payload. */
+function eventComponentName(type: WebhookEventType): string {
+  const words = type.split(/[._]/).map((word) => word[0]?.toUpperCase() + word.slice(1));
+  return `${words.join("")}Event`;
+}
 
 /**
  * Named schemas of the document: request bodies as the client sends them (`io: "input"`:
@@ -60,6 +80,19 @@ const COMPONENTS: Record<string, { schema: z.ZodType; io: "input" | "output" }> 
   Health: { schema: healthSchema, io: "output" },
   Ready: { schema: readySchema, io: "output" },
   WebhookAnswer: { schema: webhookAnswerSchema, io: "output" },
+  CreateWebhookEndpoint: { schema: createWebhookEndpointSchema, io: "input" },
+  WebhookEndpoint: { schema: webhookEndpointSchema, io: "output" },
+  CreatedWebhookEndpoint: { schema: createdWebhookEndpointSchema, io: "output" },
+  WebhookEndpointList: { schema: webhookEndpointListSchema, io: "output" },
+  WebhookDelivery: { schema: webhookDeliverySchema, io: "output" },
+  WebhookDeliveryList: { schema: webhookDeliveryListSchema, io: "output" },
+  Redelivery: { schema: redeliveryAnswerSchema, io: "output" },
+  ...Object.fromEntries(
+    WEBHOOK_EVENTS.map((type) => [
+      eventComponentName(type),
+      { schema: webhookEventSchemaOf(type), io: "output" as const },
+    ]),
+  ),
 };
 type ComponentName = keyof typeof COMPONENTS;
 
@@ -137,6 +170,33 @@ const slotParams = z.object({
     .regex(/^[a-z0-9][a-z0-9-]{0,63}$/)
     .meta({ description: "a slot of the product's shot list, e.g. hero" }),
 });
+
+const STANDARD_WEBHOOK_HEADERS: HeaderParam[] = [
+  {
+    name: "webhook-id",
+    description:
+      "`msg_…`: the delivery id, the same on every retry and redelivery; deduplicate on it",
+    required: true,
+  },
+  { name: "webhook-timestamp", description: "Unix seconds of this attempt", required: true },
+  {
+    name: "webhook-signature",
+    description:
+      '`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` with the endpoint\'s `whsec_` secret',
+    required: true,
+  },
+];
+
+const STANDARD_WEBHOOKS_DELIVERY = `Events are sent per Standard Webhooks (https://www.standardwebhooks.com/): a POST of \`application/json\` with the body \`{"type": "<event>", "timestamp": "<ISO 8601>", "data": {…}}\` and the headers ${STANDARD_WEBHOOK_HEADERS.map((header) => `\`${header.name}\` (${header.description})`).join(", ")}. Verify with the \`standardwebhooks\` library and the secret of this answer; timestamps older than 5 minutes are refused there. Events: ${WEBHOOK_EVENTS.map((event) => `\`${event}\``).join(", ")} (their payloads are the document's \`webhooks\`). Answer 2xx within 10 s; anything else (a timeout, a refused connection, a redirect) is retried for at least 24 h (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, full jitter); 410 Gone disables the endpoint. The URL must be http(s), and a host that is or resolves to a loopback, private, link-local or metadata address is refused, here and again at every delivery.`;
+
+/** What each event means: the summary of its entry in the document's `webhooks`. */
+const EVENT_SUMMARIES: Record<WebhookEventType, string> = {
+  "asset.published": "A render published an asset on a product slot",
+  "asset.needs_review": "A slot went to the review queue",
+  "product.complete":
+    "Every required slot of a product is published (once per incomplete → complete transition)",
+  "job.failed": "A job gave up (needs_review); never sent for webhook deliveries themselves",
+};
 
 /** Every route the app registers (the OpenAPI test holds this list against Fastify's). */
 const OPERATIONS: OperationSpec[] = [
@@ -283,6 +343,94 @@ const OPERATIONS: OperationSpec[] = [
     params: idParamsSchema("key"),
     answers: { 204: { description: "revoked" } },
     problems: { 400: "id not a positive integer", 404: "no such key (`not_found`)" },
+  },
+  {
+    method: "post",
+    path: "/v1/webhook-endpoints",
+    operationId: "createWebhookEndpoint",
+    tag: "outbound-webhooks",
+    summary: "Add an outbound webhook endpoint; its signing secret is in this answer only",
+    description: STANDARD_WEBHOOKS_DELIVERY,
+    scope: "admin",
+    body: { components: ["CreateWebhookEndpoint"] },
+    answers: {
+      201: {
+        description: "the new endpoint with its `whsec_` secret (`Cache-Control: no-store`)",
+        json: "CreatedWebhookEndpoint",
+        headers: { "Cache-Control": { description: "`no-store`" } },
+      },
+    },
+    problems: {
+      400: "invalid JSON (`invalid_json`), a bad body (`invalid_request`: unknown field, no url, no events), an unknown event (`unknown_event`), a URL that is not absolute http(s) or does not resolve (`invalid_webhook_url`), or a host that is or resolves to a private or reserved address (`webhook_url_forbidden`); nothing is written",
+      413: "body over 1 MiB (`payload_too_large`)",
+      415: "body not application/json",
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/webhook-endpoints",
+    operationId: "listWebhookEndpoints",
+    tag: "outbound-webhooks",
+    summary: "List outbound webhook endpoints (never their secrets)",
+    scope: "admin",
+    answers: {
+      200: {
+        description: "every endpoint not deleted, disabled ones too",
+        json: "WebhookEndpointList",
+      },
+    },
+  },
+  {
+    method: "delete",
+    path: "/v1/webhook-endpoints/{id}",
+    operationId: "deleteWebhookEndpoint",
+    tag: "outbound-webhooks",
+    summary: "Delete an endpoint: its pending deliveries stop, its delivery log stays",
+    scope: "admin",
+    params: idParamsSchema("endpoint"),
+    answers: { 204: { description: "deleted" } },
+    problems: {
+      400: "id not a positive integer (`invalid_request`)",
+      404: "no such endpoint, or already deleted (`not_found`)",
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/webhooks/deliveries",
+    operationId: "listWebhookDeliveries",
+    tag: "outbound-webhooks",
+    summary: "The delivery log, newest first, each delivery with every attempt",
+    scope: "read",
+    query: deliveryListQuerySchema,
+    answers: { 200: { description: "a page of deliveries", json: "WebhookDeliveryList" } },
+    problems: {
+      400: "bad endpoint, status, cursor or limit (`invalid_request`), or an unknown event (`unknown_event`)",
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/webhooks/deliveries/{id}",
+    operationId: "getWebhookDelivery",
+    tag: "outbound-webhooks",
+    summary: "One delivery with its payload and every attempt",
+    scope: "read",
+    params: deliveryIdParamsSchema,
+    answers: { 200: { description: "the delivery", json: "WebhookDelivery" } },
+    problems: { 404: "no such delivery (`not_found`)" },
+  },
+  {
+    method: "post",
+    path: "/v1/webhooks/deliveries/{id}/redeliver",
+    operationId: "redeliverWebhook",
+    tag: "outbound-webhooks",
+    summary: "Send a delivery again now, with a fresh retry cycle and the same webhook-id",
+    scope: "write",
+    params: deliveryIdParamsSchema,
+    answers: { 202: { description: "queued again", json: "Redelivery" } },
+    problems: {
+      404: "no such delivery (`not_found`)",
+      409: "its endpoint is disabled or deleted (`webhook_endpoint_disabled`), or it is being attempted now (`webhook_delivery_in_progress`)",
+    },
   },
   {
     method: "get",
@@ -483,6 +631,39 @@ const OPERATIONS: OperationSpec[] = [
   },
 ];
 
+/** OpenAPI 3.1 `webhooks`: what Shotlist POSTs to subscribed endpoints, one entry per event. */
+function webhooksOf(): Record<string, JsonObject> {
+  return Object.fromEntries(
+    WEBHOOK_EVENTS.map((type) => [
+      type,
+      {
+        post: {
+          operationId: `${eventComponentName(type).replace(/^./, (c) => c.toLowerCase())}`,
+          tags: ["outbound-webhooks"],
+          summary: EVENT_SUMMARIES[type],
+          description: `Sent to every endpoint subscribed to \`${type}\` (POST /v1/webhook-endpoints), signed per Standard Webhooks.`,
+          parameters: STANDARD_WEBHOOK_HEADERS.map((header) => ({
+            name: header.name,
+            in: "header",
+            required: true,
+            description: header.description,
+            schema: { type: "string" },
+          })),
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref(eventComponentName(type)) } },
+          },
+          responses: {
+            "2XX": { description: "received; answer within 10 s" },
+            "410": { description: "Gone: the endpoint is disabled, nothing more is sent" },
+            default: { description: "any other answer is retried on the schedule" },
+          },
+        },
+      },
+    ]),
+  );
+}
+
 /** zod → JSON Schema 2020-12 without `$schema` (an OpenAPI 3.1 schema's dialect is implied). */
 function jsonSchemaOf(schema: z.ZodType, io: "input" | "output"): JsonObject {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io }) as JsonObject;
@@ -537,7 +718,8 @@ const problemAnswer = (description: string) => ({
   content: { [PROBLEM_MEDIA_TYPE]: { schema: ref("Problem") } },
 });
 
-const SCOPE_RULE = "`read` for GET, `write` for POST, `admin` for keys; `admin` implies both";
+const SCOPE_RULE =
+  "`read` for GET, `write` for POST, `admin` for keys and webhook endpoints; `admin` implies both";
 
 function operationOf(spec: OperationSpec): JsonObject {
   const parameters = [
@@ -616,9 +798,14 @@ export function buildOpenApiDocument(options: { publicUrl: string }): JsonObject
       { name: "keys", description: "API keys (admin)" },
       { name: "images", description: "public image bytes for pages and CDNs" },
       { name: "webhooks", description: "signed product webhooks in" },
+      {
+        name: "outbound-webhooks",
+        description: "signed events out: endpoints, the delivery log, redelivery",
+      },
       { name: "operations", description: "health, metrics, dashboard, this document" },
     ],
     paths,
+    webhooks: webhooksOf(),
     components: {
       securitySchemes: {
         [SECURITY_SCHEME]: {

@@ -124,9 +124,29 @@ pre{background:#f4f4f4;padding:8px;overflow:auto;font-size:12px;max-height:420px
 ${toc}
 </ul>
 ${sections}
+${webhookSections(document, components.schemas)}
 <section class="operation" id="problem"><h3>Problem (<code>application/problem+json</code>, RFC 9457)</h3>
 ${schemaBlock(components.schemas.Problem)}</section>
 </body></html>`;
+}
+
+/** The document's `webhooks`: what Shotlist sends to subscribed endpoints, one per event. */
+function webhookSections(document: JsonObject, schemas: Record<string, unknown>): string {
+  const webhooks = (document.webhooks ?? {}) as Record<string, { post: JsonObject }>;
+  const entries = Object.entries(webhooks);
+  if (entries.length === 0) return "";
+  return `<h2>Webhooks out</h2>
+<p>Sent to the endpoints of POST /v1/webhook-endpoints, signed per Standard Webhooks (<code>webhook-id</code>, <code>webhook-timestamp</code>, <code>webhook-signature</code>).</p>
+${entries
+  .map(([event, { post }]) => {
+    const body = post.requestBody as { content: Record<string, { schema: unknown }> };
+    return `<section class="operation" id="${escapeHtml(post.operationId)}">
+<h3><span class="method">EVENT</span> <code>${escapeHtml(event)}</code></h3>
+<p>${escapeHtml(post.summary)}</p>
+<details><summary>payload</summary>${schemaBlock(inlineRefs(body.content["application/json"]?.schema, schemas))}</details>
+</section>`;
+  })
+  .join("\n")}`;
 }
 
 /** `GET /openapi.json` and `GET /docs`: the HTTP contract, open to anyone (no API key). */
