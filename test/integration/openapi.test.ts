@@ -8,8 +8,9 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { buildApp } from "../../src/http/app.js";
+import { createWebhookDeliveryHandler } from "../../src/integrations/webhooks/delivery.js";
 import type { Scope } from "../../src/store/api-keys.js";
-import { countOpenJobs } from "../../src/store/jobs.js";
+import { type ClaimedJob, countOpenJobs } from "../../src/store/jobs.js";
 import { apiHeaders } from "../helpers/auth.js";
 import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
 
@@ -367,6 +368,178 @@ for (const backend of BACKENDS) {
           assert.ok(documented.headers[name], `${path} documents ${name}`);
         }
       }
+    });
+
+    it("answers about outbound webhooks with the documented shapes: endpoints, deliveries, redelivery", async () => {
+      const post = (document.paths as Record<string, Record<string, Operation>>)[
+        "/v1/webhook-endpoints"
+      ]?.post;
+      const bodySchema = post?.requestBody?.content["application/json"]?.schema;
+      assert.ok(bodySchema);
+      const validateBody = ajv.compile(inlineRefs(bodySchema, document) as Json);
+      assert.ok(validateBody({ url: "https://pim.example.com/hook", events: ["job.failed"] }));
+      // A receiver on loopback, which this server refuses (no SHOTLIST_ALLOW_PRIVATE_NETWORKS):
+      // created through a server that allows it, and never connected to.
+      const hook = { url: "http://127.0.0.1:9/hook", events: ["job.failed"] };
+      const permissive = await buildApp({
+        ...env.runtime,
+        settings: { ...env.runtime.settings, allowPrivateNetworks: true },
+      });
+      let created: LightMyRequestResponse;
+      try {
+        created = await permissive.inject({
+          method: "POST",
+          url: "/v1/webhook-endpoints",
+          headers: auth,
+          payload: hook,
+        });
+      } finally {
+        await permissive.close();
+      }
+      assert.equal(created.statusCode, 201, created.body);
+      assertDocumented("post", "/v1/webhook-endpoints", created);
+      const endpointId = (created.json() as { id: number }).id;
+      const refused: [string, Json, string][] = [
+        ["a private address", hook, "webhook_url_forbidden"],
+        ["ftp", { ...hook, url: "ftp://example.com/hook" }, "invalid_webhook_url"],
+        ["an unknown event", { ...hook, events: ["asset.deleted"] }, "unknown_event"],
+        ["no events", { ...hook, events: [] }, "invalid_request"],
+        ["an unknown field", { ...hook, secret: "mine" }, "invalid_request"],
+      ];
+      for (const [name, body, code] of refused) {
+        const response = await api({ method: "POST", url: "/v1/webhook-endpoints", payload: body });
+        assert.equal(response.statusCode, 400, `${name}: ${response.body}`);
+        assert.equal((response.json() as { code: string }).code, code, name);
+        assertDocumented("post", "/v1/webhook-endpoints", response);
+        // The URL's rules (http(s), a public host) are the address guard's, not the schema's.
+        if (code === "unknown_event" || code === "invalid_request") {
+          assert.equal(validateBody(body), false, `the document accepts ${name}`);
+        }
+      }
+      assertDocumented(
+        "get",
+        "/v1/webhook-endpoints",
+        await api({ method: "GET", url: "/v1/webhook-endpoints" }),
+      );
+
+      // Two job.failed events, and one attempt of the first, refused at the connected address.
+      for (const id of [1, 2]) {
+        await env.runtime.db.transaction((tx) =>
+          env.runtime.webhooks.jobFailed(
+            tx,
+            { id, kind: "render", key: `render:openapi-${id}`, attempts: 5 } as ClaimedJob,
+            "needs_review",
+            `documented failure ${id}`,
+          ),
+        );
+      }
+      const listed = await api({
+        method: "GET",
+        url: `/v1/webhooks/deliveries?endpoint=${endpointId}`,
+      });
+      assert.equal(listed.statusCode, 200, listed.body);
+      const [newest, oldest] = (listed.json() as { deliveries: { id: string }[] }).deliveries;
+      assert.ok(newest && oldest);
+      const handler = createWebhookDeliveryHandler({
+        db: env.runtime.db,
+        allowPrivateNetworks: false,
+      });
+      await assert.rejects(
+        handler.run({ id: 0, payload: { deliveryId: oldest.id }, attempts: 1 } as ClaimedJob, {
+          workerId: "test",
+          signal: new AbortController().signal,
+          log: env.runtime.log,
+        }),
+      );
+      const page = await api({ method: "GET", url: "/v1/webhooks/deliveries?limit=1" });
+      assert.equal(typeof (page.json() as { nextCursor: unknown }).nextCursor, "string");
+      assertDocumented("get", "/v1/webhooks/deliveries", page);
+      const all = await api({
+        method: "GET",
+        url: `/v1/webhooks/deliveries?endpoint=${endpointId}`,
+      });
+      const attempted = (
+        all.json() as { deliveries: { id: string; attemptLog: unknown[] }[] }
+      ).deliveries.find((delivery) => delivery.id === oldest.id);
+      assert.equal(attempted?.attemptLog.length, 1);
+      assertDocumented("get", "/v1/webhooks/deliveries", all);
+      const reads: [string, number][] = [
+        [`/v1/webhooks/deliveries/${oldest.id}`, 200],
+        ["/v1/webhooks/deliveries/msg_nope", 404],
+      ];
+      for (const [url, status] of reads) {
+        const response = await api({ method: "GET", url });
+        assert.equal(response.statusCode, status, url);
+        assertDocumented("get", "/v1/webhooks/deliveries/{id}", response);
+      }
+      for (const [query, code] of [
+        ["?event=asset.deleted", "unknown_event"],
+        ["?status=lost", "invalid_request"],
+        ["?limit=0", "invalid_request"],
+        ["?cursor=abc", "invalid_request"],
+      ] as const) {
+        const bad = await api({ method: "GET", url: `/v1/webhooks/deliveries${query}` });
+        assert.equal(bad.statusCode, 400, query);
+        assert.equal((bad.json() as { code: string }).code, code, query);
+        assertDocumented("get", "/v1/webhooks/deliveries", bad);
+      }
+
+      const redeliver = (id: string) =>
+        api({ method: "POST", url: `/v1/webhooks/deliveries/${id}/redeliver` });
+      const again = await redeliver(oldest.id);
+      assert.equal(again.statusCode, 202, again.body);
+      assertDocumented("post", "/v1/webhooks/deliveries/{id}/redeliver", again);
+      const unknown = await redeliver("msg_nope");
+      assert.equal(unknown.statusCode, 404);
+      assertDocumented("post", "/v1/webhooks/deliveries/{id}/redeliver", unknown);
+      for (const [url, status] of [
+        [`/v1/webhook-endpoints/${endpointId}`, 204],
+        [`/v1/webhook-endpoints/${endpointId}`, 404],
+        ["/v1/webhook-endpoints/abc", 400],
+      ] as const) {
+        const response = await api({ method: "DELETE", url });
+        assert.equal(response.statusCode, status, url);
+        assertDocumented("delete", "/v1/webhook-endpoints/{id}", response);
+      }
+      const closed = await redeliver(newest.id);
+      assert.equal(closed.statusCode, 409, closed.body);
+      assertDocumented("post", "/v1/webhooks/deliveries/{id}/redeliver", closed);
+    });
+
+    it("documents each outbound event in webhooks, with the Standard Webhooks headers", async () => {
+      const webhooks = document.webhooks as Record<
+        string,
+        { post: Operation & { parameters: Json[] } }
+      >;
+      assert.deepEqual(Object.keys(webhooks).sort(), [
+        "asset.needs_review",
+        "asset.published",
+        "job.failed",
+        "product.complete",
+      ]);
+      for (const [event, { post }] of Object.entries(webhooks)) {
+        assert.deepEqual(
+          post.parameters.map((parameter) => parameter.name),
+          ["webhook-id", "webhook-timestamp", "webhook-signature"],
+          event,
+        );
+        const schema = post.requestBody?.content["application/json"]?.schema;
+        const validate = ajv.compile(inlineRefs(schema, document) as Json);
+        const timestamp = new Date().toISOString();
+        assert.equal(validate({ type: event, timestamp, data: {} }), false, `${event} data`);
+      }
+      const validate = ajv.compile(
+        inlineRefs(
+          webhooks["job.failed"]?.post.requestBody?.content["application/json"]?.schema,
+          document,
+        ) as Json,
+      );
+      // What was really sent: the stored payload of the previous test's job.failed events.
+      const log = await api({ method: "GET", url: "/v1/webhooks/deliveries?event=job.failed" });
+      const sent = (log.json() as { deliveries: { payload: Json }[] }).deliveries[0]?.payload;
+      assert.ok(sent, "a job.failed delivery is in the log");
+      assert.ok(validate(sent), ajv.errorsText(validate.errors));
+      assert.equal(validate({ ...sent, type: "asset.published" }), false);
     });
 
     it("renders every operation on the /docs page, escaped, with no scripts or outside resources", async () => {
