@@ -71,15 +71,25 @@ export function createWebhookDeliveryHandler(deps: WebhookDeliveryDeps): JobHand
       const startedAt = Date.now();
       let answer: Answer | undefined;
       let failure: string | null = null;
+      // A timer and a controller of our own, not AbortSignal.any(…, AbortSignal.timeout()): on
+      // Node 20 the composed signal is only weakly held and can be collected before it fires,
+      // and a receiver that never answers then holds a delivery slot for good.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), timeoutMs);
+      const forward = () => abort.abort(context.signal.reason);
+      context.signal.addEventListener("abort", forward, { once: true });
       try {
         answer = await post(delivery.url, headers, body, {
-          signal: AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]),
+          signal: abort.signal,
           allowPrivateNetworks: deps.allowPrivateNetworks,
           timeoutMs,
         });
       } catch (error) {
         if (context.signal.aborted) throw error;
         failure = errorMessage(error);
+      } finally {
+        clearTimeout(timer);
+        context.signal.removeEventListener("abort", forward);
       }
       const durationMs = Date.now() - startedAt;
       const statusCode = answer?.statusCode ?? null;
