@@ -25,6 +25,7 @@ import {
 import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
 import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
+import type { OnPublishing } from "./store/assets.js";
 import { type Db, openDb } from "./store/db.js";
 import { startMaintenance } from "./store/maintenance.js";
 import { migrate } from "./store/migrate.js";
@@ -79,6 +80,22 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
   const maintenance = startMaintenance(db, log);
   const workers = new Set<Worker>();
   const webhooks = createWebhookOutbox({ publicUrl: settings.publicUrl });
+  // Shopify write-back (DESIGN §4): only when a shop and a token are configured.
+  const shopify = settings.shopifyWriteback;
+  // One function for every publish, a render's or an intake's takeover of a finished recipe.
+  const onPublishing: OnPublishing = async (tx, scope) => {
+    const afterWebhooks = await webhooks.beforePublish(tx, scope);
+    return async (published) => {
+      if (shopify) {
+        await enqueueShopifyWriteback(
+          tx,
+          published.map((row) => row.sku),
+          settings.maxAttempts,
+        );
+      }
+      await afterWebhooks?.(published);
+    };
+  };
   const intake: IntakeDeps = {
     db,
     blobs,
@@ -90,6 +107,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
       maxAttempts: settings.maxAttempts,
       allowPrivateNetworks: settings.allowPrivateNetworks,
     },
+    onPublishing,
     onJobsCreated: (count) => {
       maintenance.noteChanges(count);
       for (const worker of workers) worker.wake();
@@ -106,8 +124,6 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
     intake,
     webhooks,
     startWorker(overrides = {}) {
-      // Shopify write-back (DESIGN §4): only when a shop and a token are configured.
-      const shopify = settings.shopifyWriteback;
       const writeback: Record<string, JobHandler> = shopify
         ? {
             [SHOPIFY_WRITEBACK_KIND]: createShopifyWritebackHandler({
@@ -129,19 +145,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
               { provider: event.provider, slot: event.slot, outcome: event.outcome },
               event.durationMs / 1000,
             ),
-          onPublishing: async (tx, recipeHash) => {
-            const afterWebhooks = await webhooks.beforePublish(tx, recipeHash);
-            return async (published) => {
-              if (shopify) {
-                await enqueueShopifyWriteback(
-                  tx,
-                  published.map((row) => row.sku),
-                  settings.maxAttempts,
-                );
-              }
-              await afterWebhooks?.(published);
-            };
-          },
+          onPublishing,
           onNeedsReview: (tx, slots, reason) => webhooks.needsReview(tx, slots, reason),
         }),
         intake: createIntakeJobHandler(intake),

@@ -10,6 +10,7 @@ import type { ShotListConfig } from "../domain/shotlist.js";
 import { validateSku } from "../domain/sku.js";
 import { decodeImage } from "../pipeline/decode.js";
 import type { ProviderRegistry } from "../providers/registry.js";
+import type { OnPublishing } from "../store/assets.js";
 import type { Db, Queryable } from "../store/db.js";
 import { type SavedSlot, saveProductPlan } from "../store/products.js";
 import { fetchReference } from "./fetch-reference.js";
@@ -26,6 +27,11 @@ export interface IntakeDeps {
     maxAttempts: number;
     allowPrivateNetworks: boolean;
   };
+  /**
+   * Write-back and outbound webhooks for slots that settle at intake by taking over a recipe
+   * that finished before; the render path calls the same function when it publishes.
+   */
+  onPublishing?: OnPublishing;
   /** Called after a commit that created jobs (wakes in-process workers). */
   onJobsCreated?: (count: number) => void;
 }
@@ -140,6 +146,7 @@ export async function submitProduct(
       plans,
       inputHash,
       deps.limits.maxAttempts,
+      deps.onPublishing,
     );
   });
   const jobsCreated = saved.slots.filter((slot) => slot.jobCreated).length;

@@ -6,7 +6,13 @@ import { errorMessage, ShotlistError } from "../domain/errors.js";
 import type { OutputFormat, Recipe } from "../domain/recipe.js";
 import { runChecks } from "../pipeline/checks.js";
 import type { ProviderRegistry } from "../providers/registry.js";
-import { getRecipes, insertAsset, markSlotsForReview, publishOnSlots } from "../store/assets.js";
+import {
+  getRecipes,
+  insertAsset,
+  markSlotsForReview,
+  type OnPublishing,
+  publishOnSlots,
+} from "../store/assets.js";
 import type { Queryable } from "../store/db.js";
 import type { AttemptRecord, ClaimedJob } from "../store/jobs.js";
 import type { RenderJobPayload } from "../store/products.js";
@@ -30,15 +36,8 @@ export interface RenderSlotDeps {
     outcome: string;
     durationMs: number;
   }) => void;
-  /**
-   * Runs in the publishing transaction before the slots of `recipeHash` change (to take locks
-   * in the intake's order: product, then slots); the function it returns runs after them with
-   * the product slots just published (write-back, outbound webhooks).
-   */
-  onPublishing?: (
-    tx: Queryable,
-    recipeHash: string,
-  ) => Promise<((published: { sku: string; slot: string }[]) => Promise<void>) | undefined>;
+  /** Write-back and outbound webhooks of a publish; the intake's takeovers call the same. */
+  onPublishing?: OnPublishing;
   /** Runs in the transaction that sends slots to the review queue (outbound webhooks). */
   onNeedsReview?: (
     tx: Queryable,
@@ -130,7 +129,7 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             write: async (tx) => {
               const assetId = await insertAsset(tx, { ...asset, state: "published" });
               const primary = payload.links[0] ?? hash;
-              const afterPublish = await deps.onPublishing?.(tx, primary);
+              const afterPublish = await deps.onPublishing?.(tx, { recipeHash: primary });
               const published = await publishOnSlots(tx, primary, assetId);
               await afterPublish?.(published);
             },

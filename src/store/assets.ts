@@ -57,6 +57,22 @@ export async function insertAsset(tx: Queryable, asset: NewAsset): Promise<numbe
 }
 
 /**
+ * Which product slots a publish is about to change: every slot on a recipe (a render finished),
+ * or one product's (its slots took over recipes that had finished before, at intake).
+ */
+export type PublishScope = { recipeHash: string } | { sku: string };
+
+/**
+ * Runs in a publishing transaction before the slots of `scope` change (to take locks in the
+ * intake's order: product, then slots); the function it returns runs after them with the
+ * product slots just published (write-back, outbound webhooks). Render and intake call the same.
+ */
+export type OnPublishing = (
+  tx: Queryable,
+  scope: PublishScope,
+) => Promise<((published: { sku: string; slot: string }[]) => Promise<void>) | undefined>;
+
+/**
  * Publishes an asset on every slot whose current recipe is `primaryRecipeHash`; the asset the
  * slot showed before (an older recipe's) becomes superseded.
  */

@@ -1,5 +1,6 @@
 import type { SlotPlan } from "../domain/plan.js";
 import type { ProductInput, ReferenceImage } from "../domain/product.js";
+import type { OnPublishing } from "./assets.js";
 import type { Queryable } from "./db.js";
 import { enqueueJob } from "./jobs.js";
 
@@ -37,6 +38,8 @@ export async function saveProductPlan(
   plans: readonly SlotPlan[],
   inputHash: string,
   maxAttempts: number,
+  /** Write-back and outbound webhooks for slots that take over a finished recipe's asset. */
+  onPublishing?: OnPublishing,
 ): Promise<SaveProductResult> {
   const [existing] = await tx.query<{ input_hash: string }>(
     "select input_hash from products where sku = $1 for update",
@@ -104,6 +107,9 @@ export async function saveProductPlan(
       ),
     ],
   );
+  // Slots that were made before (by this product earlier, with the same inputs): they take
+  // over the finished job's outcome instead of waiting for a job that already ran.
+  const takeovers: { index: number; jobId: number }[] = [];
   for (const [position, plan] of plans.entries()) {
     const payload: RenderJobPayload = {
       slot: plan.slot,
@@ -129,27 +135,8 @@ export async function saveProductPlan(
        returning state`,
       [product.sku, plan.slot, position, plan.required, plan.alt, plan.recipeHash],
     );
-    let state = slotRow?.state ?? "pending";
-    if (!job.created && state === "pending") {
-      // The recipe was made before (by this product earlier, or another product with the same
-      // inputs): take over its outcome instead of waiting for a job that already finished.
-      const [synced] = await tx.query<{ state: string }>(
-        `update product_slots ps set
-           state = case j.state when 'succeeded' then 'published' when 'needs_review' then 'needs_review'
-                     when 'failed' then 'failed' else ps.state end,
-           asset_id = coalesce((select a.id from assets a join recipes r on r.hash = a.recipe_hash
-                                 where a.state = 'published' and a.recipe_hash = any(
-                                   select jsonb_array_elements_text(j.payload->'links'))
-                                 order by a.id desc limit 1), ps.asset_id),
-           reason = case when j.state in ('needs_review', 'failed') then j.last_error else ps.reason end,
-           updated_at = now()
-         from jobs j
-         where ps.product_sku = $1 and ps.slot = $2 and j.id = $3
-         returning ps.state`,
-        [product.sku, plan.slot, job.id],
-      );
-      state = synced?.state ?? state;
-    }
+    const state = slotRow?.state ?? "pending";
+    if (!job.created && state === "pending") takeovers.push({ index: slots.length, jobId: job.id });
     slots.push({
       slot: plan.slot,
       recipeHash: plan.recipeHash,
@@ -163,7 +150,61 @@ export async function saveProductPlan(
     "delete from product_slots where product_sku = $1 and not (slot = any($2::text[]))",
     [product.sku, planned],
   );
+  if (takeovers.length > 0) {
+    // After every slot of the new plan is written and the old ones are gone, so "complete" is
+    // judged on the product as it now is, exactly as a render's publish judges it.
+    const afterPublish = await onPublishing?.(tx, { sku: product.sku });
+    const published: { sku: string; slot: string }[] = [];
+    for (const { index, jobId } of takeovers) {
+      const saved = slots[index];
+      if (!saved) continue;
+      saved.state = await takeOverOutcome(tx, product.sku, saved.slot, jobId);
+      if (saved.state === "published") published.push({ sku: product.sku, slot: saved.slot });
+    }
+    if (published.length > 0) await afterPublish?.(published);
+  }
   return { changed, created, slots };
+}
+
+/**
+ * Gives a pending slot the outcome of its recipe's finished job. A succeeded job's asset may
+ * have been superseded since (the slot moved to another recipe and back): it is published
+ * again and the asset the slot showed meanwhile is superseded, as a render's publish does.
+ */
+async function takeOverOutcome(
+  tx: Queryable,
+  sku: string,
+  slot: string,
+  jobId: number,
+): Promise<string> {
+  const [before] = await tx.query<{ asset_id: number | null }>(
+    "select asset_id from product_slots where product_sku = $1 and slot = $2",
+    [sku, slot],
+  );
+  const [synced] = await tx.query<{ state: string; asset_id: number | null }>(
+    `update product_slots ps set
+       state = case j.state when 'succeeded' then 'published' when 'needs_review' then 'needs_review'
+                 when 'failed' then 'failed' else ps.state end,
+       asset_id = coalesce((select a.id from assets a
+                             where a.state in ('published', 'superseded') and a.recipe_hash = any(
+                               select jsonb_array_elements_text(j.payload->'links'))
+                             order by a.id desc limit 1), ps.asset_id),
+       reason = case when j.state in ('needs_review', 'failed') then j.last_error else ps.reason end,
+       updated_at = now()
+     from jobs j
+     where ps.product_sku = $1 and ps.slot = $2 and j.id = $3
+     returning ps.state, ps.asset_id`,
+    [sku, slot, jobId],
+  );
+  if (!synced) return "pending";
+  if (synced.state === "published" && synced.asset_id !== null) {
+    await tx.query(
+      `update assets set state = case when id = $1 then 'published' else 'superseded' end
+       where id = $1 or id = $2`,
+      [synced.asset_id, before?.asset_id ?? null],
+    );
+  }
+  return synced.state;
 }
 
 export interface ProductRow {

@@ -58,6 +58,9 @@ for (const backend of BACKENDS) {
     /** Per receiver path: the endpoint's secret, and the statuses to answer before 200s. */
     const secrets = new Map<string, string>();
     const scripted = new Map<string, number[]>();
+    /** Receiver paths that never answer; each request held there, and when the sender gave up. */
+    const hanging = new Set<string>();
+    const held: { path: string; closedAt: number | undefined; end(): void }[] = [];
 
     before(async () => {
       const port = await freePort();
@@ -82,6 +85,18 @@ for (const backend of BACKENDS) {
             event: JSON.parse(body) as WebhookEvent,
             verified,
           });
+          if (hanging.has(path)) {
+            const entry = {
+              path,
+              closedAt: undefined as number | undefined,
+              end: () => response.end(),
+            };
+            response.on("close", () => {
+              entry.closedAt = Date.now();
+            });
+            held.push(entry);
+            return;
+          }
           const status = scripted.get(path)?.shift() ?? 200;
           response.writeHead(status, { "content-type": "text/plain" }).end(`answered ${status}`);
         });
@@ -91,13 +106,15 @@ for (const backend of BACKENDS) {
       env = await createTestRuntime(backend, { SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1" });
       app = await buildApp(env.runtime);
       admin = await apiHeaders(env);
-      // A tiny schedule and no 24 h floor, so retries take milliseconds, not a day.
+      // A tiny schedule and no 24 h floor, so retries take milliseconds, not a day; a receiver
+      // that hangs is given up on after 2.5 s instead of 10 s.
       worker = env.runtime.startWorker({
         pollMs: 20,
         webhookRetrySchedule: { delaysMs: [30, 30, 30, 30, 30, 30, 30], minWindowMs: 0 },
       });
     });
     after(async () => {
+      for (const entry of held) entry.end();
       await worker?.stop();
       await app?.close();
       receiver?.close();
@@ -151,7 +168,9 @@ for (const backend of BACKENDS) {
         },
         exec: (sql) => env.runtime.db.exec(sql),
       };
-      const after = await env.runtime.webhooks.beforePublish(counting, "no-such-recipe");
+      const after = await env.runtime.webhooks.beforePublish(counting, {
+        recipeHash: "no-such-recipe",
+      });
       assert.equal(after, undefined);
       await env.runtime.webhooks.needsReview(counting, [{ sku: "X", slot: "hero" }], "why");
       await env.runtime.webhooks.jobFailed(
@@ -365,11 +384,17 @@ for (const backend of BACKENDS) {
       ).endpoints.find((row) => row.id === endpoint.id);
       assert.ok(listed?.disabledAt, "the endpoint is disabled");
       assert.match(listed?.disabledReason ?? "", /410/);
-      const [job] = await env.runtime.db.query<{ state: string }>(
-        "select state from jobs where key = $1",
-        [`webhook:${delivery.id}`],
+      // The delivery is marked failed by the attempt; its job gives up just after, in the worker.
+      await waitFor(
+        async () =>
+          (
+            await env.runtime.db.query<{ state: string }>("select state from jobs where key = $1", [
+              `webhook:${delivery.id}`,
+            ])
+          )[0]?.state === "needs_review",
+        "the gone endpoint's delivery job to give up",
+        20_000,
       );
-      assert.equal(job?.state, "needs_review");
       await emitJobFailed(3);
       await allSettled();
       assert.equal(received.filter((entry) => entry.path === "/gone").length, 1);
@@ -385,6 +410,106 @@ for (const backend of BACKENDS) {
         headers: admin,
       });
       assert.equal(redeliver.statusCode, 409);
+    });
+
+    it("sends asset.published and one product.complete when a re-import's slots take over finished recipes", async () => {
+      const endpoint = await createEndpoint("/again", ["asset.published", "product.complete"]);
+      const product = (order: number[], colors: [string, string][]) => ({
+        sku: "MUG-AGAIN",
+        title: "Stoneware Mug",
+        category: "home",
+        variants: colors.map(([color, hex]) => ({
+          sku: `MUG-AGAIN-${color.toUpperCase()}`,
+          attributes: { color, hex },
+        })),
+        referenceImages: order.map((index) => ({
+          base64: photos[index]?.toString("base64") ?? "",
+        })),
+      });
+      const first = product(
+        [0, 1, 2, 3],
+        [
+          ["white", "#f7f7f5"],
+          ["sage", "#9caf88"],
+        ],
+      );
+      // Every slot's recipe changes (other photo at each index, other colours), then back.
+      const other = product(
+        [3, 2, 1, 0],
+        [
+          ["white", "#f7f7f5"],
+          ["navy", "#1f2a44"],
+        ],
+      );
+      await submitProduct(env.runtime.intake, first);
+      await allSettled();
+      const shownFirst = async () =>
+        env.runtime.db.query<{ slot: string; state: string; recipe_hash: string; sha256: string }>(
+          `select ps.slot, ps.state, ps.recipe_hash, a.sha256
+           from product_slots ps join assets a on a.id = ps.asset_id
+           where ps.product_sku = 'MUG-AGAIN' order by ps.position`,
+        );
+      const before = await shownFirst();
+      assert.ok(before.length > 0 && before.every((row) => row.state === "published"));
+      const changed = await submitProduct(env.runtime.intake, other);
+      assert.ok(changed.slots.every((slot) => slot.jobCreated));
+      await allSettled();
+      const renders = async () =>
+        (
+          await env.runtime.db.query<{ count: number }>(
+            "select count(*)::integer as count from jobs where kind = 'render'",
+          )
+        )[0]?.count;
+      const rendersBefore = await renders();
+      const [mark] = await env.runtime.db.query<{ seq: string | null }>(
+        "select max(seq)::text as seq from webhook_deliveries",
+      );
+      const back = await submitProduct(env.runtime.intake, first);
+      assert.equal(back.jobsCreated, 0);
+      assert.equal(await renders(), rendersBefore, "no render job");
+      assert.ok(back.slots.every((slot) => slot.state === "published"));
+      // Every slot shows its own recipe's asset again, not the one of the recipe in between.
+      const slots = await shownFirst();
+      assert.deepEqual(slots, before);
+      const rows = await env.runtime.db.query<{ event_type: string; payload: WebhookEvent }>(
+        `select event_type, payload from webhook_deliveries
+         where endpoint_id = $1 and seq > $2::bigint order by seq`,
+        [endpoint.id, mark?.seq ?? "0"],
+      );
+      const published = rows.filter((row) => row.event_type === "asset.published");
+      assert.deepEqual(
+        published.map((row) => row.payload.data.slot).sort(),
+        slots.map((row) => row.slot).sort(),
+      );
+      for (const row of slots) {
+        const event = published.find((entry) => entry.payload.data.slot === row.slot);
+        assert.ok(event, `asset.published for ${row.slot}`);
+        assert.equal(event.payload.data.sku, "MUG-AGAIN");
+        assert.equal(event.payload.data.recipeHash, row.recipe_hash);
+        assert.equal((event.payload.data.asset as { sha256: string }).sha256, row.sha256);
+      }
+      const complete = rows.filter((row) => row.event_type === "product.complete");
+      assert.equal(complete.length, 1, "exactly one product.complete");
+      assert.equal(complete[0]?.payload.data.sku, "MUG-AGAIN");
+      assert.equal(
+        (complete[0]?.payload.data.slots as unknown[] | undefined)?.length,
+        slots.length,
+      );
+      // The same import again changes nothing and sends nothing.
+      const sentSoFar = async () =>
+        (
+          await env.runtime.db.query<{ count: number }>(
+            "select count(*)::integer as count from webhook_deliveries where endpoint_id = $1",
+            [endpoint.id],
+          )
+        )[0]?.count;
+      const countBefore = await sentSoFar();
+      const again = await submitProduct(env.runtime.intake, first);
+      assert.equal(again.changed, false);
+      assert.equal(await sentSoFar(), countBefore);
+      await allSettled();
+      const delivered = await deliveries(`?endpoint=${endpoint.id}&limit=1000`);
+      assert.ok(delivered.deliveries.every((d) => d.status === "succeeded"));
     });
 
     it("lists deliveries newest first, filtered by endpoint, event and status, page by page", async () => {

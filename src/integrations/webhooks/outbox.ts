@@ -4,6 +4,7 @@ import {
   type WebhookEventType,
   webhookEvent,
 } from "../../domain/webhook-events.js";
+import type { PublishScope } from "../../store/assets.js";
 import type { Queryable } from "../../store/db.js";
 import type { ClaimedJob } from "../../store/jobs.js";
 import { insertDeliveries, type NewDelivery } from "../../store/webhook-deliveries.js";
@@ -25,14 +26,15 @@ export interface PublishedSlot {
  */
 export interface WebhookOutbox {
   /**
-   * Runs before a render publishes on the slots of `recipeHash`. When `product.complete` has
+   * Runs before slots are published: a render's on the slots of a recipe, or the intake's on
+   * one product's slots that take over recipes finished before. When `product.complete` has
    * subscribers it locks those products first — the intake's lock order (product, then slots),
-   * so two renders finishing a product together serialise and exactly one sees it complete.
+   * so two publishes finishing a product together serialise and exactly one sees it complete.
    * Returns what to run after the slots are published, or nothing when nobody listens.
    */
   beforePublish(
     tx: Queryable,
-    recipeHash: string,
+    scope: PublishScope,
   ): Promise<((published: readonly PublishedSlot[]) => Promise<void>) | undefined>;
   /** `asset.needs_review` for slots just sent to the review queue. */
   needsReview(tx: Queryable, slots: readonly PublishedSlot[], reason: string): Promise<void>;
@@ -71,19 +73,18 @@ export function createWebhookOutbox(options: { publicUrl: string }): WebhookOutb
   }
 
   return {
-    async beforePublish(tx, recipeHash) {
+    async beforePublish(tx, scope) {
       const byEvent = await subscribers(tx);
       if (!byEvent.has("asset.published") && !byEvent.has("product.complete")) return undefined;
       let incomplete = new Set<string>();
       if (byEvent.has("product.complete")) {
+        const products = productsOf(scope);
         await tx.query(
-          `select sku from products
-           where sku in (select product_sku from product_slots where recipe_hash = $1)
-           order by sku for update`,
-          [recipeHash],
+          `select sku from products where sku in (${products.sql}) order by sku for update`,
+          [products.param],
         );
         incomplete = new Set(
-          (await completeness(tx, recipeHash)).filter((row) => !row.complete).map((row) => row.sku),
+          (await completeness(tx, products)).filter((row) => !row.complete).map((row) => row.sku),
         );
       }
       return async (published) => {
@@ -178,13 +179,22 @@ export function createWebhookOutbox(options: { publicUrl: string }): WebhookOutb
   };
 }
 
-/** Per product on the slots of `recipeHash`: are all its required slots published? */
-async function completeness(tx: Queryable, recipeHash: string) {
+/** The products a publish touches, as a subquery on $1. */
+function productsOf(scope: PublishScope): { sql: string; param: string } {
+  return "recipeHash" in scope
+    ? {
+        sql: "select product_sku from product_slots where recipe_hash = $1",
+        param: scope.recipeHash,
+      }
+    : { sql: "select $1::text", param: scope.sku };
+}
+
+/** Per product a publish touches: are all its required slots published? */
+async function completeness(tx: Queryable, products: { sql: string; param: string }) {
   return tx.query<{ sku: string; complete: boolean }>(
     `select product_sku as sku, bool_and(not required or state = 'published') as complete
-     from product_slots
-     where product_sku in (select product_sku from product_slots where recipe_hash = $1)
+     from product_slots where product_sku in (${products.sql})
      group by product_sku`,
-    [recipeHash],
+    [products.param],
   );
 }
