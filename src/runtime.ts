@@ -26,7 +26,8 @@ import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
 import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
 import type { OnPublishing } from "./store/assets.js";
-import { type Db, openDb } from "./store/db.js";
+import { type Db, openDb, type Queryable } from "./store/db.js";
+import type { ClaimedJob } from "./store/jobs.js";
 import { startMaintenance } from "./store/maintenance.js";
 import { migrate } from "./store/migrate.js";
 import { WEBHOOK_DELIVERY_KIND } from "./store/webhook-deliveries.js";
@@ -52,7 +53,14 @@ export interface Runtime {
     shopifyPollMs?: number;
     /** Outbound webhook retry delays; default Svix's schedule over at least 24 h. */
     webhookRetrySchedule?: RetrySchedule;
-    /** Job kinds this worker claims; default every kind. */
+    /** One webhook delivery attempt's whole HTTP exchange; default 10 s. */
+    webhookTimeoutMs?: number;
+    /** Deliveries the webhook lane sends at once; default SHOTLIST_WEBHOOK_CONCURRENCY. */
+    webhookConcurrency?: number;
+    /**
+     * Job kinds this worker claims; default every kind. `webhook-delivery` runs in its own lane
+     * (a second worker loop with its own concurrency) whenever it is among them.
+     */
     kinds?: readonly string[];
   }): Worker;
   close(): Promise<void>;
@@ -153,31 +161,58 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
           db,
           allowPrivateNetworks: settings.allowPrivateNetworks,
           schedule: overrides.webhookRetrySchedule,
+          timeoutMs: overrides.webhookTimeoutMs,
         }),
         ...writeback,
       };
-      const worker = startWorker({
+      const wanted = (kind: string) => !overrides.kinds || overrides.kinds.includes(kind);
+      const handlersOf = (lane: boolean) =>
+        Object.fromEntries(
+          Object.entries(handlers).filter(
+            ([kind]) => wanted(kind) && (kind === WEBHOOK_DELIVERY_KIND) === lane,
+          ),
+        );
+      const common = {
         db,
         log,
-        concurrency: overrides.concurrency ?? settings.workerConcurrency,
         leaseMs: settings.leaseMs,
         pollMs: overrides.pollMs,
         retryBaseMs: overrides.retryBaseMs ?? settings.retryBaseMs,
-        handlers: Object.fromEntries(
-          Object.entries(handlers).filter(
-            ([kind]) => !overrides.kinds || overrides.kinds.includes(kind),
-          ),
-        ),
         // Never a webhook about a webhook delivery: a failing receiver would feed itself.
-        onGaveUp: (tx, job, state, reason) =>
+        onGaveUp: (tx: Queryable, job: ClaimedJob, state: "needs_review", reason: string) =>
           job.kind === WEBHOOK_DELIVERY_KIND
             ? Promise.resolve()
             : webhooks.jobFailed(tx, job, state, reason),
-        onFinished: (job, state, durationMs) => {
+        onFinished: (job: ClaimedJob, state: string, durationMs: number) => {
           maintenance.noteChanges(1);
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000);
         },
-      });
+      };
+      // Deliveries get their own lane (DESIGN §4): claimed in run_at order with renders they
+      // would wait behind an import's backlog, and a receiver that hangs for its whole timeout
+      // would hold a render's place. Its concurrency bounds how many hanging receivers it takes
+      // to delay the others.
+      const parts: Worker[] = [];
+      const renderHandlers = handlersOf(false);
+      if (Object.keys(renderHandlers).length > 0 || !wanted(WEBHOOK_DELIVERY_KIND)) {
+        parts.push(
+          startWorker({
+            ...common,
+            handlers: renderHandlers,
+            concurrency: overrides.concurrency ?? settings.workerConcurrency,
+          }),
+        );
+      }
+      if (wanted(WEBHOOK_DELIVERY_KIND)) {
+        parts.push(
+          startWorker({
+            ...common,
+            handlers: handlersOf(true),
+            concurrency: overrides.webhookConcurrency ?? settings.webhookConcurrency,
+          }),
+        );
+      }
+      const worker = combineWorkers(parts);
       // close() stops every worker it started; stopping one twice is harmless.
       workers.add(worker);
       return worker;
@@ -186,6 +221,20 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
       await Promise.all([...workers].map((worker) => worker.stop()));
       await maintenance.stop();
       await db.close();
+    },
+  };
+}
+
+/** Several worker loops of one process (the render lane and the delivery lane) as one Worker. */
+function combineWorkers(parts: readonly Worker[]): Worker {
+  return {
+    workerId: parts.map((part) => part.workerId).join(","),
+    wake: () => {
+      for (const part of parts) part.wake();
+    },
+    running: () => parts.reduce((sum, part) => sum + part.running(), 0),
+    async stop() {
+      await Promise.all(parts.map((part) => part.stop()));
     },
   };
 }

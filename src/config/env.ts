@@ -22,6 +22,12 @@ const envSchema = z.object({
   SHOTLIST_PUBLIC_URL: z.string().url().optional(),
   /** Jobs one worker process runs at once; default 2 (one per core of a small machine). */
   SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Outbound webhook deliveries one worker process sends at once, in their own lane beside the
+   * render jobs (so they never wait behind a render backlog and a hanging receiver never holds
+   * render capacity); default 4. Each one waits on the network, not the CPU.
+   */
+  SHOTLIST_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** How long a claimed job is held before another worker may take it over; default 30 s. */
   SHOTLIST_LEASE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
   /** Attempts before a job goes to needs_review; default 5. */
@@ -83,6 +89,7 @@ export interface Settings {
   host: string;
   publicUrl: string;
   workerConcurrency: number;
+  webhookConcurrency: number;
   leaseMs: number;
   maxAttempts: number;
   retryBaseMs: number;
@@ -124,6 +131,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       "",
     ),
     workerConcurrency: values.SHOTLIST_WORKER_CONCURRENCY,
+    webhookConcurrency: values.SHOTLIST_WEBHOOK_CONCURRENCY,
     leaseMs: values.SHOTLIST_LEASE_MS,
     maxAttempts: values.SHOTLIST_MAX_ATTEMPTS,
     retryBaseMs: values.SHOTLIST_RETRY_BASE_MS,

@@ -111,6 +111,7 @@ for (const backend of BACKENDS) {
       worker = env.runtime.startWorker({
         pollMs: 20,
         webhookRetrySchedule: { delaysMs: [30, 30, 30, 30, 30, 30, 30], minWindowMs: 0 },
+        webhookTimeoutMs: 2_500,
       });
     });
     after(async () => {
@@ -410,6 +411,89 @@ for (const backend of BACKENDS) {
         headers: admin,
       });
       assert.equal(redeliver.statusCode, 409);
+    });
+
+    it("keeps delivering to other endpoints and rendering while one receiver hangs, and retries it", async () => {
+      const stuck = await createEndpoint("/hang", ["job.failed"]);
+      const fine = await createEndpoint("/fine", ["job.failed"]);
+      hanging.add("/hang");
+      await emitJobFailed(20);
+      await emitJobFailed(21);
+      await waitFor(
+        async () => held.filter((entry) => entry.closedAt === undefined).length >= 2,
+        "both deliveries to the hanging receiver to be waiting on it",
+        20_000,
+      );
+      const hung = held.filter((entry) => entry.closedAt === undefined);
+      // A later event reaches the healthy endpoint while the first two still hang.
+      await emitJobFailed(22);
+      await waitFor(
+        async () =>
+          (await deliveries(`?endpoint=${fine.id}&limit=1000`)).deliveries.filter(
+            (d) => d.status === "succeeded",
+          ).length === 3,
+        "the healthy endpoint's three deliveries",
+        20_000,
+      );
+      assert.ok(
+        hung.every((entry) => entry.closedAt === undefined),
+        "the healthy endpoint was served while the hanging receiver still held its requests",
+      );
+      // Renders are not held up either: their worker never runs a delivery.
+      const submitted = await submitProduct(env.runtime.intake, {
+        sku: "MUG-BESIDE-HANG",
+        title: "Stoneware Mug",
+        category: "home",
+        referenceImages: photos.map((bytes) => ({ base64: bytes.toString("base64") })),
+      });
+      const [first] = submitted.slots;
+      assert.ok(first?.jobCreated);
+      await waitFor(
+        async () => {
+          const [job] = await env.runtime.db.query<{ state: string }>(
+            "select state from jobs where id = $1",
+            [first.jobId],
+          );
+          return job?.state !== "queued";
+        },
+        "the render job to start",
+        20_000,
+      );
+      assert.ok(
+        hung.every((entry) => entry.closedAt === undefined),
+        "the render started while the hanging receiver still held its requests",
+      );
+      await waitFor(
+        async () =>
+          (
+            await env.runtime.db.query<{ state: string }>("select state from jobs where id = $1", [
+              first.jobId,
+            ])
+          )[0]?.state === "succeeded",
+        "the render job to succeed",
+        60_000,
+      );
+      // The hanging receiver's delivery times out and is retried under the same id.
+      const retried = await waitFor(
+        () => deliveryOf(stuck.id, (d) => d.attempts >= 2),
+        "a retry of the delivery to the hanging receiver",
+        30_000,
+      );
+      assert.equal(retried.status, "pending");
+      assert.equal(retried.attemptLog[0]?.statusCode, null);
+      assert.match(retried.attemptLog[0]?.error ?? "", /no answer within 2500 ms/);
+      const sent = received.filter((entry) => entry.path === "/hang");
+      assert.ok(sent.some((entry) => entry.headers["webhook-id"] === retried.id));
+      // Stop it: pending deliveries of a deleted endpoint fail on their next run, unsent.
+      const gone = await app.inject({
+        method: "DELETE",
+        url: `/v1/webhook-endpoints/${stuck.id}`,
+        headers: admin,
+      });
+      assert.equal(gone.statusCode, 204);
+      hanging.delete("/hang");
+      for (const entry of held) entry.end();
+      await allSettled();
     });
 
     it("sends asset.published and one product.complete when a re-import's slots take over finished recipes", async () => {
