@@ -25,7 +25,7 @@ import {
 import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
 import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
-import type { OnPublishing } from "./store/assets.js";
+import { lockProductsOfScope, type OnPublishing } from "./store/assets.js";
 import { type Db, openDb, type Queryable } from "./store/db.js";
 import type { ClaimedJob } from "./store/jobs.js";
 import { startMaintenance } from "./store/maintenance.js";
@@ -92,6 +92,9 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
   const shopify = settings.shopifyWriteback;
   // One function for every publish, a render's or an intake's takeover of a finished recipe.
   const onPublishing: OnPublishing = async (tx, scope) => {
+    // The write-back is enqueued by whichever publish completes the product: lock first, so
+    // two renders finishing one product at once cannot both see the other's slot as pending.
+    if (shopify) await lockProductsOfScope(tx, scope);
     const afterWebhooks = await webhooks.beforePublish(tx, scope);
     return async (published) => {
       if (shopify) {

@@ -62,6 +62,30 @@ export async function insertAsset(tx: Queryable, asset: NewAsset): Promise<numbe
  */
 export type PublishScope = { recipeHash: string } | { sku: string };
 
+/** The products a publish touches, as a subquery and its one parameter. */
+export function productsOfScope(scope: PublishScope): { sql: string; param: string } {
+  return "recipeHash" in scope
+    ? {
+        sql: "select product_sku from product_slots where recipe_hash = $1",
+        param: scope.recipeHash,
+      }
+    : { sql: "select $1::text", param: scope.sku };
+}
+
+/**
+ * Locks the products a publish touches, in SKU order and before their slots change (the
+ * intake's order: product, then slots). Two publishes of one product then run one after the
+ * other, so the second sees the first's slots: whoever decides "the product is now complete"
+ * (product.complete, the Shopify write-back) cannot be missed by both.
+ */
+export async function lockProductsOfScope(tx: Queryable, scope: PublishScope): Promise<void> {
+  const products = productsOfScope(scope);
+  await tx.query(
+    `select sku from products where sku in (${products.sql}) order by sku for update`,
+    [products.param],
+  );
+}
+
 /**
  * Runs in a publishing transaction before the slots of `scope` change (to take locks in the
  * intake's order: product, then slots); the function it returns runs after them with the

@@ -7,7 +7,10 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { ShotlistError } from "../../src/domain/errors.js";
 import { buildApp } from "../../src/http/app.js";
-import { SHOPIFY_WRITEBACK_KIND } from "../../src/integrations/shopify/writeback.js";
+import {
+  enqueueShopifyWriteback,
+  SHOPIFY_WRITEBACK_KIND,
+} from "../../src/integrations/shopify/writeback.js";
 import { startWorker, type Worker } from "../../src/queue/worker.js";
 import { enqueueJob, getJob } from "../../src/store/jobs.js";
 import { type FakeShopify, sendShopifyWebhook, startFakeShopify } from "../fakes/shopify.js";
@@ -259,6 +262,41 @@ for (const backend of BACKENDS) {
       assert.ok(
         media.every((item) => item.status !== "FAILED"),
         "the failed media was deleted from the product",
+      );
+    });
+
+    it("runs a finished write-back again when its set of images is published again (A → B → A)", async () => {
+      // The first test's write-back is keyed by the product's set of images and has finished.
+      const setJob = (await writebackJobs()).find((job) =>
+        /:MUG-WRITEBACK:[0-9a-f]{32}$/.test(job.key),
+      );
+      assert.ok(setJob && setJob.state === "succeeded", "the set's write-back finished before");
+      const [{ finished } = { finished: null }] = await env.runtime.db.query<{
+        finished: Date | null;
+      }>("select finished_at as finished from jobs where id = $1", [setJob.id]);
+      const mediaBefore = shopify.products.get(productGid)?.media.map((item) => item.id) ?? [];
+      // The same set published again (as after B → A): the finished job must run again.
+      await env.runtime.db.transaction((tx) => enqueueShopifyWriteback(tx, ["MUG-WRITEBACK"], 3));
+      worker.wake();
+      await waitFor(async () => {
+        const [row] = await env.runtime.db.query<{ state: string; finished_at: Date | null }>(
+          "select state, finished_at from jobs where id = $1",
+          [setJob.id],
+        );
+        return (
+          row?.state === "succeeded" &&
+          row.finished_at !== null &&
+          finished !== null &&
+          row.finished_at.getTime() > new Date(finished).getTime()
+        );
+      }, "the same write-back job to run again and succeed");
+      const jobs = await writebackJobs();
+      assert.equal(jobs.filter((job) => job.key === setJob.key).length, 1, "still one job");
+      const mediaAfter = shopify.products.get(productGid)?.media.map((item) => item.id) ?? [];
+      assert.deepEqual(
+        [...mediaAfter].sort(),
+        [...mediaBefore].sort(),
+        "the rerun attached nothing twice and removed nothing of ours",
       );
     });
 

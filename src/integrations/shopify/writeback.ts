@@ -2,7 +2,7 @@ import { sha256Hex } from "../../domain/canonical.js";
 import { ShotlistError } from "../../domain/errors.js";
 import type { JobContext, JobHandler, JobOutcome } from "../../queue/worker.js";
 import type { Queryable } from "../../store/db.js";
-import { type ClaimedJob, enqueueJob } from "../../store/jobs.js";
+import type { ClaimedJob } from "../../store/jobs.js";
 import type { ShopifyGraphql, ShopifyTarget } from "./client.js";
 
 export const SHOPIFY_WRITEBACK_KIND = "shopify-writeback";
@@ -43,12 +43,21 @@ export async function enqueueShopifyWriteback(
       .filter((row) => row.state === "published" && row.sha256)
       .map((row) => row.sha256 as string);
     if (hashes.length === 0) continue;
-    await enqueueJob(tx, {
-      kind: SHOPIFY_WRITEBACK_KIND,
-      key: `${SHOPIFY_WRITEBACK_KIND}:${sku}:${sha256Hex(Buffer.from(hashes.join(","))).slice(0, 32)}`,
-      payload: { sku } satisfies WritebackPayload,
-      maxAttempts,
-    });
+    // Keyed by the set of images, so concurrent publishes of one final set make one job. A set
+    // written before and since replaced (inputs A → B → A) has a finished job under this key:
+    // run it again, or the shop would keep B's images. The job itself is idempotent.
+    await tx.query(
+      `insert into jobs (kind, key, payload, max_attempts) values ($1, $2, $3, $4)
+       on conflict (key) do update set state = 'queued', run_at = now(), attempts = 0,
+         last_error = null, finished_at = null, updated_at = now()
+       where jobs.state in ('succeeded', 'failed', 'needs_review')`,
+      [
+        SHOPIFY_WRITEBACK_KIND,
+        `${SHOPIFY_WRITEBACK_KIND}:${sku}:${sha256Hex(Buffer.from(hashes.join(","))).slice(0, 32)}`,
+        JSON.stringify({ sku } satisfies WritebackPayload),
+        maxAttempts,
+      ],
+    );
   }
 }
 

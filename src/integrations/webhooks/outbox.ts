@@ -4,7 +4,7 @@ import {
   type WebhookEventType,
   webhookEvent,
 } from "../../domain/webhook-events.js";
-import type { PublishScope } from "../../store/assets.js";
+import { lockProductsOfScope, type PublishScope, productsOfScope } from "../../store/assets.js";
 import type { Queryable } from "../../store/db.js";
 import type { ClaimedJob } from "../../store/jobs.js";
 import { insertDeliveries, type NewDelivery } from "../../store/webhook-deliveries.js";
@@ -78,11 +78,8 @@ export function createWebhookOutbox(options: { publicUrl: string }): WebhookOutb
       if (!byEvent.has("asset.published") && !byEvent.has("product.complete")) return undefined;
       let incomplete = new Set<string>();
       if (byEvent.has("product.complete")) {
-        const products = productsOf(scope);
-        await tx.query(
-          `select sku from products where sku in (${products.sql}) order by sku for update`,
-          [products.param],
-        );
+        const products = productsOfScope(scope);
+        await lockProductsOfScope(tx, scope);
         incomplete = new Set(
           (await completeness(tx, products)).filter((row) => !row.complete).map((row) => row.sku),
         );
@@ -180,15 +177,6 @@ export function createWebhookOutbox(options: { publicUrl: string }): WebhookOutb
 }
 
 /** The products a publish touches, as a subquery on $1. */
-function productsOf(scope: PublishScope): { sql: string; param: string } {
-  return "recipeHash" in scope
-    ? {
-        sql: "select product_sku from product_slots where recipe_hash = $1",
-        param: scope.recipeHash,
-      }
-    : { sql: "select $1::text", param: scope.sku };
-}
-
 /** Per product a publish touches: are all its required slots published? */
 async function completeness(tx: Queryable, products: { sql: string; param: string }) {
   return tx.query<{ sku: string; complete: boolean }>(
