@@ -160,6 +160,14 @@ const ON_DEMAND_HEADERS = {
   },
   Vary: { description: "`Accept` when the format was negotiated" },
 };
+const ON_DEMAND_REQUEST_HEADERS: HeaderParam[] = [
+  IF_NONE_MATCH,
+  { name: "Accept", description: "picks AVIF, WebP or JPEG when `format` is `auto`" },
+];
+const ON_DEMAND_ANSWERS: Record<number, AnswerSpec> = {
+  200: { description: "the image", content: imageContent, headers: ON_DEMAND_HEADERS },
+  304: { description: "not modified", headers: ON_DEMAND_HEADERS },
+};
 const onDemandQuery = renditionQuerySchema;
 const PRESETS = Object.keys(RENDITION_PRESETS);
 
@@ -461,14 +469,8 @@ const OPERATIONS: OperationSpec[] = [
       "Without options: the current asset's bytes. Any option needs a signature `s`. A slot still rendering is waited for up to SHOTLIST_ONDEMAND_DEADLINE_MS, then the best fallback is served. HEAD answers the same headers.",
     params: slotParams,
     query: onDemandQuery,
-    headers: [
-      IF_NONE_MATCH,
-      { name: "Accept", description: "picks AVIF, WebP or JPEG when `format` is `auto`" },
-    ],
-    answers: {
-      200: { description: "the image", content: imageContent, headers: ON_DEMAND_HEADERS },
-      304: { description: "not modified", headers: ON_DEMAND_HEADERS },
-    },
+    headers: ON_DEMAND_REQUEST_HEADERS,
+    answers: ON_DEMAND_ANSWERS,
     problems: {
       400: "bad SKU, slot name or option (`invalid_sku`, `unknown_slot`, `invalid_rendition_option`)",
       403: "options without a valid signature (`signature_invalid`)",
@@ -487,14 +489,8 @@ const OPERATIONS: OperationSpec[] = [
       }),
     }),
     query: onDemandQuery,
-    headers: [
-      IF_NONE_MATCH,
-      { name: "Accept", description: "picks AVIF, WebP or JPEG when `format` is `auto`" },
-    ],
-    answers: {
-      200: { description: "the image", content: imageContent, headers: ON_DEMAND_HEADERS },
-      304: { description: "not modified", headers: ON_DEMAND_HEADERS },
-    },
+    headers: ON_DEMAND_REQUEST_HEADERS,
+    answers: ON_DEMAND_ANSWERS,
     problems: {
       400: "bad SKU, slot, preset or option (`invalid_sku`, `unknown_slot`, `invalid_rendition_option`)",
       403: "extra options without a valid signature (`signature_invalid`)",

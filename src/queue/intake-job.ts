@@ -1,5 +1,5 @@
 import { type IntakeDeps, submitProduct } from "../intake/submit.js";
-import type { ClaimedJob } from "../store/jobs.js";
+import { type ClaimedJob, plainAttempt } from "../store/jobs.js";
 import type { IntakeJobPayload } from "../store/webhooks.js";
 import type { JobContext, JobHandler, JobOutcome } from "./worker.js";
 
@@ -29,17 +29,7 @@ export function createIntakeJobHandler(intake: IntakeDeps): JobHandler {
       );
       return {
         state: "succeeded",
-        attempts: [
-          {
-            link: null,
-            provider: null,
-            recipeHash: null,
-            outcome: "succeeded",
-            error: null,
-            checks: null,
-            startedAt,
-          },
-        ],
+        attempts: [plainAttempt("succeeded", null, startedAt)],
       };
     },
     // The reason is on the job (last_error and its attempts); there is no slot to mark yet.

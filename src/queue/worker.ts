@@ -9,6 +9,7 @@ import {
   claimJobs,
   extendLease,
   finishJob,
+  plainAttempt,
   recordAttempts,
 } from "../store/jobs.js";
 import { fullJitterDelayMs } from "./backoff.js";
@@ -152,17 +153,7 @@ export function startWorker(options: WorkerOptions): Worker {
       }
       const message = errorMessage(error);
       const permanent = error instanceof ShotlistError && !error.retryable;
-      const records: AttemptRecord[] = [
-        {
-          link: null,
-          provider: null,
-          recipeHash: null,
-          outcome: "error",
-          error: message,
-          checks: null,
-          startedAt: new Date(started),
-        },
-      ];
+      const records: AttemptRecord[] = [plainAttempt("error", message, new Date(started))];
       try {
         if (permanent || job.attempts >= job.max_attempts) {
           const reason = permanent
@@ -286,13 +277,9 @@ const noHandler: JobHandler = {
 };
 
 function leaseRecord(job: ClaimedJob): AttemptRecord {
-  return {
-    link: null,
-    provider: null,
-    recipeHash: null,
-    outcome: "lease_expired",
-    error: `worker ${job.previous_worker ?? "unknown"} stopped holding the lease (attempt ${job.attempts - 1})`,
-    checks: null,
-    startedAt: new Date(),
-  };
+  return plainAttempt(
+    "lease_expired",
+    `worker ${job.previous_worker ?? "unknown"} stopped holding the lease (attempt ${job.attempts - 1})`,
+    new Date(),
+  );
 }

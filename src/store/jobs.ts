@@ -145,6 +145,15 @@ export interface AttemptRecord {
   startedAt: Date;
 }
 
+/** An attempt of a job that calls no provider (intake, write-back, webhook delivery, …). */
+export function plainAttempt(
+  outcome: AttemptRecord["outcome"],
+  error: string | null,
+  startedAt: Date,
+): AttemptRecord {
+  return { link: null, provider: null, recipeHash: null, outcome, error, checks: null, startedAt };
+}
+
 export async function recordAttempts(
   tx: Queryable,
   jobId: number,

@@ -6,7 +6,7 @@ import { errorMessage, ShotlistError } from "../../domain/errors.js";
 import { guardedLookup, isForbiddenAddress } from "../../intake/address-guard.js";
 import type { JobContext, JobHandler, JobOutcome } from "../../queue/worker.js";
 import type { Db, Queryable } from "../../store/db.js";
-import type { ClaimedJob } from "../../store/jobs.js";
+import { type ClaimedJob, plainAttempt } from "../../store/jobs.js";
 import {
   getDeliveryToSend,
   markDeliveryFailed,
@@ -105,17 +105,7 @@ export function createWebhookDeliveryHandler(deps: WebhookDeliveryDeps): JobHand
         context.log.info({ deliveryId, statusCode, durationMs }, "webhook delivered");
         return {
           state: "succeeded",
-          attempts: [
-            {
-              link: null,
-              provider: null,
-              recipeHash: null,
-              outcome: "succeeded",
-              error: null,
-              checks: null,
-              startedAt: new Date(startedAt),
-            },
-          ],
+          attempts: [plainAttempt("succeeded", null, new Date(startedAt))],
         };
       }
       const error = failure ?? `the endpoint answered ${statusCode}`;
