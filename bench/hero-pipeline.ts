@@ -43,7 +43,6 @@ import {
 const SAMPLE_DIR = fileURLToPath(new URL("../examples/catalogue/", import.meta.url));
 /** Default jobs at once in the worker, and renders at once in the baseline: one per core. */
 const DEFAULT_CONCURRENCY = 2;
-let CONCURRENCY = DEFAULT_CONCURRENCY;
 const WARM_UP_PRODUCTS = 2;
 
 interface HeroProduct {
@@ -147,19 +146,19 @@ function planHeroRecipes(runtime: Runtime, products: readonly HeroProduct[]): He
 }
 
 /**
- * A baseline: the same renders, CONCURRENCY at a time, nothing else; with `checks`, each output
+ * A baseline: the same renders, `concurrency` at a time, nothing else; with `checks`, each output
  * also goes through runChecks (the checks' own image work: decode, border, fill, thumbnails).
  */
 async function renderDirectly(
   runtime: Runtime,
   recipes: readonly HeroRecipe[],
-  options: { checks: boolean },
+  options: { checks: boolean; concurrency: number },
 ): Promise<{ ms: number; cpuMs: number; renderMs: number[]; checksMs: number[] }> {
   const renderMs: number[] = [];
   const checksMs: number[] = [];
   const cpuStart = process.cpuUsage();
   const { ms } = await timed(() =>
-    mapLimited(recipes, CONCURRENCY, async (hero) => {
+    mapLimited(recipes, options.concurrency, async (hero) => {
       const started = performance.now();
       const rendered = await renderRecipe(
         hero.recipe,
@@ -238,7 +237,7 @@ async function main(): Promise<void> {
   const count = intOption(process.argv, "products", 48);
   // The same number on both sides: --concurrency 3 asks whether a third job in flight fills
   // the gaps of either path.
-  CONCURRENCY = intOption(process.argv, "concurrency", DEFAULT_CONCURRENCY);
+  const concurrency = intOption(process.argv, "concurrency", DEFAULT_CONCURRENCY);
   const temp = makeTempDir("hero");
   let runtime: Runtime | undefined;
   try {
@@ -247,11 +246,11 @@ async function main(): Promise<void> {
     const settings = loadSettings({
       SHOTLIST_DATA_DIR: join(temp.path, "data"),
       SHOTLIST_CONFIG: configPath,
-      SHOTLIST_WORKER_CONCURRENCY: String(CONCURRENCY),
+      SHOTLIST_WORKER_CONCURRENCY: String(concurrency),
       SHOTLIST_LOG_LEVEL: "silent",
     });
     runtime = await createRuntime(settings, createLogger("silent"));
-    const worker = runtime.startWorker({ concurrency: CONCURRENCY });
+    const worker = runtime.startWorker({ concurrency });
 
     const warmProducts = heroProducts(WARM_UP_PRODUCTS, "WARM-HERO");
     const products = heroProducts(count, "BENCH-HERO");
@@ -260,16 +259,16 @@ async function main(): Promise<void> {
 
     // Warm up every path once: JIT, libvips caches, PGlite's first queries, folder creation.
     const warmRecipes = planHeroRecipes(runtime, warmProducts);
-    await renderDirectly(runtime, warmRecipes, { checks: true });
+    await renderDirectly(runtime, warmRecipes, { checks: true, concurrency });
     await imageThroughShotlist(runtime, warmProducts, timeoutMs);
     runtime.metrics.jobDuration.reset();
     runtime.metrics.linkDuration.reset();
 
     // Baselines before and after the pipeline, in mirrored order, so drift weighs on all.
     const eluBefore = performance.eventLoopUtilization();
-    const renderFirst = await renderDirectly(runtime, recipes, { checks: false });
+    const renderFirst = await renderDirectly(runtime, recipes, { checks: false, concurrency });
     const eluRaw = performance.eventLoopUtilization(eluBefore);
-    const checkedFirst = await renderDirectly(runtime, recipes, { checks: true });
+    const checkedFirst = await renderDirectly(runtime, recipes, { checks: true, concurrency });
 
     const eluPipelineStart = performance.eventLoopUtilization();
     const cpuPipelineStart = process.cpuUsage();
@@ -277,8 +276,8 @@ async function main(): Promise<void> {
     const cpuPipeline = cpuMs(process.cpuUsage(cpuPipelineStart));
     const eluPipeline = performance.eventLoopUtilization(eluPipelineStart);
 
-    const checkedSecond = await renderDirectly(runtime, recipes, { checks: true });
-    const renderSecond = await renderDirectly(runtime, recipes, { checks: false });
+    const checkedSecond = await renderDirectly(runtime, recipes, { checks: true, concurrency });
+    const renderSecond = await renderDirectly(runtime, recipes, { checks: false, concurrency });
 
     // What the pipeline made: every job succeeded, one published asset per product, and the
     // recipes it stored are the very ones the baseline rendered.
@@ -317,20 +316,20 @@ async function main(): Promise<void> {
     await worker.stop();
 
     say(
-      `hero-pipeline: ${count} hero images (distinct SKUs, sample view-0 photos), concurrency ${CONCURRENCY}`,
+      `hero-pipeline: ${count} hero images (distinct SKUs, sample view-0 photos), concurrency ${concurrency}`,
     );
     say(
       `  Shotlist (intake → queue → worker → local → checks → blobs → rows): ${pipelineImagesPerSecond.toFixed(2)} images/s (${(pipeline.ms / 1000).toFixed(1)} s)`,
     );
     say(
-      `  baseline A, renderRecipe ×${CONCURRENCY}, no queue/checks/store:          ${rawImagesPerSecond.toFixed(2)} images/s (${(renderFirst.ms / 1000).toFixed(1)} s before, ${(renderSecond.ms / 1000).toFixed(1)} s after)`,
+      `  baseline A, renderRecipe ×${concurrency}, no queue/checks/store:          ${rawImagesPerSecond.toFixed(2)} images/s (${(renderFirst.ms / 1000).toFixed(1)} s before, ${(renderSecond.ms / 1000).toFixed(1)} s after)`,
     );
     say(
-      `  baseline B, renderRecipe + runChecks ×${CONCURRENCY}, no queue/store:     ${checkedImagesPerSecond.toFixed(2)} images/s (${(checkedFirst.ms / 1000).toFixed(1)} s before, ${(checkedSecond.ms / 1000).toFixed(1)} s after)`,
+      `  baseline B, renderRecipe + runChecks ×${concurrency}, no queue/store:     ${checkedImagesPerSecond.toFixed(2)} images/s (${(checkedFirst.ms / 1000).toFixed(1)} s before, ${(checkedSecond.ms / 1000).toFixed(1)} s after)`,
     );
     say(`  ratio Shotlist / A (render only):        ${ratio.toFixed(3)} (target ≥ 0.90)`);
     say(`  ratio Shotlist / B (same image work):    ${ratioSameImageWork.toFixed(3)}`);
-    say(`  breakdown (means per image, ${CONCURRENCY} in flight):`);
+    say(`  breakdown (means per image, ${concurrency} in flight):`);
     say(`    render alone (baseline A)            ${renderMs.toFixed(0)} ms`);
     say(`    checks after each render (baseline B) ${checkMs.toFixed(0)} ms`);
     say(`    worker link (refs+render+checks+put) ${linkMs.toFixed(0)} ms`);
@@ -356,7 +355,7 @@ async function main(): Promise<void> {
       unit: "images/s",
       extra: {
         products: count,
-        concurrency: CONCURRENCY,
+        concurrency,
         renderMs: round(renderMs, 1),
         checksMs: round(checkMs, 1),
         linkMs: round(linkMs, 1),
