@@ -118,7 +118,7 @@ describe("providers: in the shot list", () => {
         "shots.yaml",
       ),
     );
-    assert.match(error.message, /shots\.yaml:3: at providers\.local: local is built in/);
+    assert.match(error.message, /shots\.yaml:4: at providers\.local: local is built in/);
   });
 
   it("names the missing environment variable and the entry when the API key is not set", () => {
