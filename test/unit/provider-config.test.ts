@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { importCatalogue } from "../../src/cli/import.js";
 import { loadShotList, parseShotList } from "../../src/config/shotlist.js";
 import { ShotlistError } from "../../src/domain/errors.js";
 import { buildProviderRegistry } from "../../src/providers/configured.js";
@@ -170,5 +175,46 @@ describe("providers: in the shot list", () => {
     const hero = config.categories.get("home")?.slots[0];
     assert.equal(hero?.chain[0]?.provider, "studio-api");
     assert.deepEqual(hero?.checks, { notBlank: { minStdDev: 4 } });
+  });
+
+  it("prices a dry-run import with each slot's first link", async () => {
+    const config = parseShotList(
+      shotList(STUDIO, [
+        "categories:",
+        "  home:",
+        "    slots: [hero]",
+        "    overrides: { hero: { chain: [{ provider: studio-api }, { provider: local }] } }",
+        "  bags: { slots: [hero] }",
+      ]),
+      "shots.yaml",
+    );
+    const providers = buildProviderRegistry(config, { env: { STUDIO_KEY: "k" }, maxPixels: 1e6 });
+    const dir = mkdtempSync(join(tmpdir(), "shotlist-dry-"));
+    try {
+      const image = fileURLToPath(
+        new URL("../../examples/catalogue/images/MUG-STONEWARE-0.jpg", import.meta.url),
+      );
+      const lines = ["MUG-1", "MUG-2", "MUG-3"].map((sku) =>
+        JSON.stringify({ sku, title: sku, category: "home", referenceImages: [{ path: image }] }),
+      );
+      lines.push(
+        JSON.stringify({
+          sku: "BAG-1",
+          title: "Bag",
+          category: "bags",
+          referenceImages: [{ path: image }],
+        }),
+      );
+      const file = join(dir, "catalogue.jsonl");
+      writeFileSync(file, `${lines.join("\n")}\n`);
+      const report = await importCatalogue({ shotList: config, providers }, file, {
+        dryRun: true,
+        print: () => {},
+      });
+      assert.equal(report.accepted, 4);
+      assert.deepEqual(report.estimatedCostMicros, { "studio-api": 120_000, local: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
