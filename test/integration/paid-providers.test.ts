@@ -534,6 +534,14 @@ for (const backend of BACKENDS) {
         await app.close();
       }
 
+      const scraped = await env.runtime.metrics.registry.metrics();
+      assert.match(
+        scraped,
+        new RegExp(
+          `shotlist_provider_spend_today_micros\\{provider="studio-crash",model="studio-1",kind="in_doubt"\\} ${PRICE}`,
+        ),
+      );
+
       const printed: string[] = [];
       await costsCommand(env.runtime.db, { json: false }, (line) => printed.push(line));
       assert.match(
