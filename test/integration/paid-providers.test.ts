@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { assetKey } from "../../src/blobs/store.js";
 import { costsCommand } from "../../src/cli/costs.js";
+import { sha256Hex } from "../../src/domain/canonical.js";
 import { ShotlistError } from "../../src/domain/errors.js";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
@@ -12,7 +14,13 @@ import type { AsyncPaidProvider, SyncPaidProvider } from "../../src/providers/pr
 import { type PaidCallDeps, runPaidCall } from "../../src/queue/paid-call.js";
 import { getRecipes } from "../../src/store/assets.js";
 import { type JobRow, listAttempts } from "../../src/store/jobs.js";
-import { costReport, listCalls, markSubmitted, openCall } from "../../src/store/provider-calls.js";
+import {
+  costReport,
+  finishCall,
+  listCalls,
+  markSubmitted,
+  openCall,
+} from "../../src/store/provider-calls.js";
 import { type FakePaidProvider, startFakePaidProvider } from "../fakes/paid-provider.js";
 import { apiHeaders } from "../helpers/auth.js";
 import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
@@ -320,6 +328,54 @@ for (const backend of BACKENDS) {
       assert.equal(line?.spentMicros, PRICE);
     });
 
+    it("defers a job whose recipe's call another worker holds, then reuses that call's output", async () => {
+      const studio = fake("studio-crash");
+      const primary = await submit("SYNC-HELD", "studio-crash");
+      const provider = env.runtime.providers.get("studio-crash") as SyncPaidProvider;
+      const recipe = (await getRecipes(env.runtime.db, [primary])).get(primary);
+      assert.ok(recipe);
+      // A live holder: its call is under way for up to a minute.
+      const opened = await openCall(env.runtime.db, {
+        recipeHash: primary,
+        provider: "studio-crash",
+        model: "studio-1",
+        jobId: null,
+        estimatedCostMicros: PRICE,
+        holdMs: 60_000,
+        dailyBudgetMicros: null,
+      });
+      assert.equal(opened.kind, "opened");
+      if (opened.kind !== "opened") return;
+      const startedAt = Date.now();
+      const [deferred] = await work([primary], ([job]) => job?.state === "retrying");
+      assert.equal(deferred?.attempts, 0, "waiting for the holder does not use up an attempt");
+      assert.ok(
+        new Date(deferred?.run_at ?? 0).getTime() >= startedAt + 55_000,
+        "until its deadline",
+      );
+      const attempts = await listAttempts(env.runtime.db, deferred?.id ?? 0);
+      assert.equal(attempts.at(-1)?.outcome, "deferred");
+      // The holder finishes; the job, when due, reuses its output.
+      const billed = studio.billable;
+      const result = await provider.run(
+        { recipe, recipeHash: primary, references: new Map([[recipe.references[0] ?? "", photo]]) },
+        { callId: opened.call.id, signal: new AbortController().signal },
+      );
+      const sha256 = sha256Hex(result.bytes);
+      await env.runtime.blobs.put(assetKey(sha256, "jpg"), result.bytes);
+      await finishCall(env.runtime.db, opened.call.id, {
+        state: "succeeded",
+        costMicros: PRICE,
+        outputSha256: sha256,
+        outputExt: "jpg",
+      });
+      await env.runtime.db.query("update jobs set run_at = now() where id = $1", [deferred?.id]);
+      await work([primary]);
+      assert.equal(await publishedLink("SYNC-HELD"), 0);
+      assert.equal(studio.billable, billed + 1, "one call, the holder's");
+      assert.equal((await listCalls(env.runtime.db, primary)).length, 1);
+    });
+
     it("retries a 500 and a 429, waiting at least the Retry-After, and is billed once", async () => {
       const studio = fake("studio-flaky");
       studio.setFaults({ script: ["500", "429"], retryAfterSeconds: 1 });
@@ -546,7 +602,7 @@ for (const backend of BACKENDS) {
       await costsCommand(env.runtime.db, { json: false }, (line) => printed.push(line));
       assert.match(
         printed.join("\n"),
-        /studio-crash\s+studio-1\s+2\s+1\s+0\s+0\s+0\.04\s+1\s+0\.04/,
+        /studio-crash\s+studio-1\s+3\s+2\s+0\s+0\s+0\.08\s+1\s+0\.04/,
       );
       await assert.rejects(
         costsCommand(env.runtime.db, { since: "last week", json: true }, () => {}),
