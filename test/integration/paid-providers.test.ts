@@ -15,6 +15,7 @@ import { type PaidCallDeps, runPaidCall } from "../../src/queue/paid-call.js";
 import { getRecipes } from "../../src/store/assets.js";
 import { type JobRow, listAttempts } from "../../src/store/jobs.js";
 import {
+  callIdsByState,
   costReport,
   finishCall,
   listCalls,
@@ -567,6 +568,18 @@ for (const backend of BACKENDS) {
         assert.equal(spent, lines.reduce((sum, line) => sum + line.succeeded, 0) * PRICE);
       }
       assert.equal(report.total.succeeded + report.total.inDoubt, billable);
+      for (const [name, studio] of fakes) {
+        // Key by key: no charge the ledger does not know, no succeeded call the fake did not bill.
+        const known = new Set(
+          await callIdsByState(env.runtime.db, name, ["succeeded", "in_doubt"]),
+        );
+        for (const key of studio.billedKeys())
+          assert.ok(known.has(key), `${name}: unknown charge ${key}`);
+        const billedKeys = new Set(studio.billedKeys());
+        for (const id of await callIdsByState(env.runtime.db, name, ["succeeded"])) {
+          assert.ok(billedKeys.has(id), `${name}: succeeded call ${id} was not billed`);
+        }
+      }
 
       const app = await buildApp(env.runtime);
       try {
