@@ -410,6 +410,24 @@ for (const backend of BACKENDS) {
       );
     });
 
+    it("hands a Retry-After longer than maxInlineWaitMs to the queue instead of holding the worker", async () => {
+      const studio = fake("studio-flaky");
+      studio.setFaults({ script: ["429"], retryAfterSeconds: 120 });
+      const posts = studio.requests.length;
+      const primary = await submit("SYNC-LONG-429", "studio-flaky");
+      const startedAt = Date.now();
+      const [job] = await work([primary], ([only]) => only?.state === "retrying");
+      assert.equal(studio.requests.length, posts + 1, "one request, no inline retry");
+      assert.equal(job?.attempts, 1);
+      assert.ok(
+        new Date(job?.run_at ?? 0).getTime() >= startedAt + 119_000,
+        "run_at honours Retry-After",
+      );
+      assert.match(job?.last_error ?? "", /rate_limited/);
+      const [call] = await listCalls(env.runtime.db, primary);
+      assert.equal(call?.state, "failed");
+    });
+
     it("opens the circuit after repeated failures and moves the slot down the chain with reason circuit_open", async () => {
       const studio = fake("studio-breaker");
       studio.setFaults({ rates: { "500": 1 } });
