@@ -51,6 +51,10 @@ const PROVIDERS: Record<string, { mode: "sync" | "async"; policy: string }> = {
     policy: `{ dailyBudgetMicros: ${PRICE}, onBudget: wait, budgetRetryMs: 3600000 }`,
   },
   "studio-timeout": { mode: "sync", policy: "{ timeoutMs: 400, retries: 0 }" },
+  "studio-down": {
+    mode: "sync",
+    policy: "{ retries: 0, breaker: { failures: 100, halfOpenAfterMs: 1000 } }",
+  },
 };
 
 const LOCAL_LINK = `{ provider: local, model: sharp, steps: [{ op: cutout }, { op: crop }, { op: place, fill: 0.85, background: "#ffffff" }] }`;
@@ -426,6 +430,32 @@ for (const backend of BACKENDS) {
       assert.match(job?.last_error ?? "", /rate_limited/);
       const [call] = await listCalls(env.runtime.db, primary);
       assert.equal(call?.state, "failed");
+    });
+
+    it("retries the job while the provider fails, and on its last attempt moves down the chain", async () => {
+      const studio = fake("studio-down");
+      studio.setFaults({ rates: { "500": 1 } });
+      const primary = await submit("SYNC-DOWN", "studio-down");
+      const [job] = await work([primary]);
+      assert.equal(job?.state, "succeeded");
+      assert.equal(job?.attempts, env.settings.maxAttempts);
+      assert.equal(await publishedLink("SYNC-DOWN"), 1);
+      assert.equal(
+        studio.requests.filter((r) => r.path === "/v1/images").length,
+        env.settings.maxAttempts,
+        "one call an attempt (no inline retries configured)",
+      );
+      const attempts = await listAttempts(env.runtime.db, job?.id ?? 0);
+      const last = attempts.filter((a) => a.attempt === env.settings.maxAttempts);
+      assert.deepEqual(
+        last.map((a) => [a.link, a.outcome]),
+        [
+          [0, "error"],
+          [1, "succeeded"],
+        ],
+      );
+      assert.match(last[0]?.error ?? "", /unavailable/);
+      assert.equal(studio.billable, 0);
     });
 
     it("opens the circuit after repeated failures and moves the slot down the chain with reason circuit_open", async () => {
