@@ -126,6 +126,12 @@ export function renditionRoutes(
     onMade: () => void,
   ): Promise<Buffer> {
     const key = renditionKey(hash, FORMAT_EXT[spec.format]);
+    // The hot path: no promise of the flight for bytes already in memory.
+    const held = byteCache.get(key);
+    if (held) {
+      metrics.onDemandCacheLookups.inc({ cache: "bytes", result: "hit" });
+      return held;
+    }
     return flight.run(
       key,
       () => cachedBlob(key),
