@@ -3,7 +3,13 @@ import { fileURLToPath } from "node:url";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ShotlistError } from "../domain/errors.js";
-import type { CategoryShotList, ShotListConfig, SlotDefinition } from "../domain/shotlist.js";
+import {
+  type CategoryShotList,
+  PROVIDER_KINDS,
+  type ProviderConfig,
+  type ShotListConfig,
+  type SlotDefinition,
+} from "../domain/shotlist.js";
 
 export const DEFAULT_SHOTLIST_PATH = fileURLToPath(
   new URL("./shotlist.default.yaml", import.meta.url),
@@ -64,10 +70,79 @@ const slotSchema = z.strictObject({
   output: outputSchema.optional(),
 });
 
-const slotOverrideSchema = slotSchema.partial();
+// Written out, not slotSchema.partial(): zod 4 applies a field's default even when the field is
+// optional, so a partial override that named only `chain` replaced the slot's checks with {}.
+const slotOverrideSchema = z.strictObject({
+  alt: z.string().max(500).optional(),
+  required: z.boolean().optional(),
+  source: sourceSchema.optional(),
+  chain: z.array(linkSchema).min(1, "at least one way of making the slot").optional(),
+  checks: checksSchema.optional(),
+  output: outputSchema.optional(),
+});
+
+const positiveMs = z.number().int().min(1).max(86_400_000);
+
+const policySchema = z.strictObject({
+  timeoutMs: positiveMs.default(60_000),
+  retries: z.number().int().min(0).max(10).default(3),
+  retryBaseMs: positiveMs.default(500),
+  retryCapMs: positiveMs.default(30_000),
+  maxInlineWaitMs: z.number().int().min(0).max(600_000).default(30_000),
+  breaker: z
+    .strictObject({
+      failures: z.number().int().min(1).max(1000).default(5),
+      halfOpenAfterMs: positiveMs.default(30_000),
+    })
+    .default({ failures: 5, halfOpenAfterMs: 30_000 }),
+  concurrency: z.number().int().min(1).max(1000).default(4),
+  dailyBudgetMicros: z.number().int().min(0).nullable().default(null),
+  onBudget: z.enum(["wait", "fallback"]).default("wait"),
+  budgetRetryMs: positiveMs.nullable().default(null),
+  pollIntervalMs: positiveMs.default(1_000),
+  asyncTimeoutMs: positiveMs.default(600_000),
+});
+
+const httpUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "an http:// or https:// URL");
+
+const providerSchema = z
+  .strictObject({
+    kind: z.enum(PROVIDER_KINDS, `an adapter kind: ${PROVIDER_KINDS.join(", ")}`),
+    baseUrl: httpUrl.optional(),
+    apiKeyEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, "the NAME of an environment variable holding the key")
+      .optional(),
+    mode: z.enum(["sync", "async"]).optional(),
+    price: z.strictObject({ perCallMicros: z.number().int().min(0) }),
+    policy: policySchema.default(policySchema.parse({})),
+    webhookUrl: httpUrl.optional(),
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .superRefine((provider, context) => {
+    if (provider.kind !== "http") return;
+    for (const key of ["baseUrl", "apiKeyEnv", "mode"] as const) {
+      if (provider[key] === undefined) {
+        context.addIssue({ code: "custom", path: [key], message: `required for kind http` });
+      }
+    }
+  });
 
 const fileSchema = z.strictObject({
   version: z.literal(1),
+  providers: z
+    .record(
+      z.string().regex(NAME, "a provider name: lowercase letters, digits and '-'"),
+      providerSchema,
+    )
+    .default({}),
   defaults: z.strictObject({ output: outputSchema }).optional(),
   slots: z.record(
     z.string().regex(NAME, "a slot name: lowercase letters, digits and '-'"),
@@ -165,7 +240,36 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
       extra: { file: origin, errors: problems },
     });
   }
-  return { origin, categories };
+  const providers = new Map<string, ProviderConfig>();
+  for (const [name, entry] of Object.entries(file.providers)) {
+    const line = lineOf(document, lineCounter, ["providers", name]);
+    if (name === "local") {
+      throw new ShotlistError(
+        "invalid_config",
+        `${origin}:${line}: at providers.local: local is built in and cannot be configured; name your provider otherwise`,
+        { extra: { file: origin, line } },
+      );
+    }
+    const lines = Object.fromEntries(
+      Object.keys(entry).map((key) => [
+        key,
+        lineOf(document, lineCounter, ["providers", name, key]),
+      ]),
+    );
+    providers.set(name, {
+      name,
+      kind: entry.kind,
+      baseUrl: entry.baseUrl ?? null,
+      apiKeyEnv: entry.apiKeyEnv ?? null,
+      mode: entry.mode ?? null,
+      price: entry.price,
+      policy: entry.policy,
+      webhookUrl: entry.webhookUrl ?? null,
+      options: entry.options,
+      where: (key) => `${origin}:${lines[key] ?? line}: at providers.${name}.${key}`,
+    });
+  }
+  return { origin, categories, providers };
 }
 
 /** The line of the deepest node that exists along `path` (a missing key points at its parent). */
