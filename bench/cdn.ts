@@ -4,8 +4,9 @@
  *   node --import tsx bench/cdn.ts [--seconds 10] [--connections 32]
  *
  * Figure: `GET /i/BENCH-CDN/hero/pdp` (Accept: image/webp) on a Shotlist server whose
- * rendition is already made and in the blob store, so each request is a slot lookup in the
- * database plus a blob-store read. Baseline: the Debian nginx (`/usr/sbin/nginx`) serving the
+ * rendition is already made and in the blob store; a hot request is answered from the
+ * process's slot cache and byte LRU (src/http/on-demand-cache.ts), the slot re-read from the
+ * database every SHOTLIST_ONDEMAND_SLOT_TTL_MS. Baseline: the Debian nginx (`/usr/sbin/nginx`) serving the
  * very same bytes as a static file. Load: autocannon in a second process, each server measured
  * twice, alternating, so drift on this shared machine hits both. Target ratio ≥ 0.5.
  */

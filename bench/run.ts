@@ -31,6 +31,7 @@ function benchScripts(): BenchScript[] {
     { name: "renditions", args: [], timeoutMs: 20 * 60_000 },
     { name: "idempotency", args: [], timeoutMs: 15 * 60_000 },
     { name: "cdn", args: [], timeoutMs: 10 * 60_000 },
+    { name: "deadline", args: [], timeoutMs: 20 * 60_000 },
     {
       name: "catalogue-5k",
       args: ["--skus", String(skus)],

@@ -41,6 +41,8 @@ export interface Runtime {
   intake: IntakeDeps;
   /** Writes outbound webhook events in the transactions that cause them. */
   webhooks: WebhookOutbox;
+  /** Announces, after commit, that this process changed product slots (for /i/'s caches). */
+  slotChanges: SlotChanges;
   /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
   startWorker(overrides?: {
     concurrency?: number;
@@ -61,6 +63,31 @@ export interface Runtime {
     kinds?: readonly string[];
   }): Worker;
   close(): Promise<void>;
+}
+
+/**
+ * This process's changes to product slots, told after they commit: an intake saved a product's
+ * plan (its slots re-planned or settled), a render job finished (it published or gave up).
+ * Other processes' changes are not seen here; readers bound their staleness with a TTL.
+ */
+export interface SlotChanges {
+  /** `skus`: the products whose slots changed; undefined: any product may have changed. */
+  notify(skus?: readonly string[]): void;
+  /** Returns the function that unsubscribes. */
+  subscribe(listener: (skus: readonly string[] | undefined) => void): () => void;
+}
+
+export function createSlotChanges(): SlotChanges {
+  const listeners = new Set<(skus: readonly string[] | undefined) => void>();
+  return {
+    notify(skus) {
+      for (const listener of listeners) listener(skus);
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
 }
 
 export function createBlobStore(storage: string): BlobStore {
@@ -89,6 +116,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
   const maintenance = startMaintenance(db, log);
   const workers = new Set<Worker>();
   const webhooks = createWebhookOutbox({ publicUrl: settings.publicUrl });
+  const slotChanges = createSlotChanges();
   // Shopify write-back (DESIGN §4): only when a shop and a token are configured.
   const shopify = settings.shopifyWriteback;
   // One function for every publish, a render's or an intake's takeover of a finished recipe.
@@ -124,6 +152,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
       maintenance.noteChanges(count);
       for (const worker of workers) worker.wake();
     },
+    onProductSaved: (sku) => slotChanges.notify([sku]),
   };
   return {
     settings,
@@ -135,6 +164,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
     metrics,
     intake,
     webhooks,
+    slotChanges,
     startWorker(overrides = {}) {
       const writeback: Record<string, JobHandler> = shopify
         ? {
@@ -190,6 +220,9 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
             : webhooks.jobFailed(tx, job, state, reason),
         onFinished: (job: ClaimedJob, state: string, durationMs: number) => {
           maintenance.noteChanges(1);
+          // A render job's payload names recipes, not products: forget every product's cached
+          // slot (a handful of queries to refill, at the rate jobs finish).
+          if (job.kind === "render") slotChanges.notify();
           metrics.jobDuration.observe({ kind: job.kind, state }, durationMs / 1000);
         },
       };

@@ -54,6 +54,22 @@ const envSchema = z.object({
   SHOTLIST_SIGNING_KEY: z.string().min(16).optional(),
   /** How long an /i/ request waits for a slot's in-progress generation; default 2000 ms. */
   SHOTLIST_ONDEMAND_DEADLINE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
+  /**
+   * Memory for hot /i/ answers: rendition and asset bytes kept in this process, least recently
+   * used first out; default 64 MiB; 0 turns the cache off. The bound is on the bytes held, per
+   * process (each server process of a fleet has its own).
+   */
+  SHOTLIST_ONDEMAND_CACHE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024 * 1024),
+  /**
+   * How long a process reuses a published slot's answer (which asset it shows) without asking
+   * the database; default 2000 ms; 0 asks every time; never more than the alias's max-age. A
+   * change made by another process is seen within this time; one made by this process at once.
+   */
+  SHOTLIST_ONDEMAND_SLOT_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   /** Shopify app secret: signs `X-Shopify-Hmac-Sha256`. Unset → POST /webhooks/shopify answers 503. */
   SHOTLIST_SHOPIFY_WEBHOOK_SECRET: z.string().min(1).optional(),
   /**
@@ -99,6 +115,8 @@ export interface Settings {
   logLevel: z.infer<typeof envSchema>["SHOTLIST_LOG_LEVEL"];
   signingKey: string | undefined;
   onDemandDeadlineMs: number;
+  onDemandCacheBytes: number;
+  onDemandSlotTtlMs: number;
   shopifyWebhookSecret: string | undefined;
   shopifyCategories: string | undefined;
   intakeWebhookSecrets: string[];
@@ -146,6 +164,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     logLevel: values.SHOTLIST_LOG_LEVEL,
     signingKey: values.SHOTLIST_SIGNING_KEY,
     onDemandDeadlineMs: values.SHOTLIST_ONDEMAND_DEADLINE_MS,
+    onDemandCacheBytes: values.SHOTLIST_ONDEMAND_CACHE_BYTES,
+    onDemandSlotTtlMs: Math.min(
+      values.SHOTLIST_ONDEMAND_SLOT_TTL_MS,
+      values.SHOTLIST_ALIAS_MAX_AGE_S * 1000,
+    ),
     shopifyWebhookSecret: values.SHOTLIST_SHOPIFY_WEBHOOK_SECRET,
     shopifyCategories: values.SHOTLIST_SHOPIFY_CATEGORIES,
     intakeWebhookSecrets: (values.SHOTLIST_INTAKE_WEBHOOK_SECRET ?? "")

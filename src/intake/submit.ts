@@ -34,6 +34,8 @@ export interface IntakeDeps {
   onPublishing?: OnPublishing;
   /** Called after a commit that created jobs (wakes in-process workers). */
   onJobsCreated?: (count: number) => void;
+  /** Called after every commit of a product's plan (its slots may have changed). */
+  onProductSaved?: (sku: string) => void;
 }
 
 export interface SubmitOptions {
@@ -149,6 +151,7 @@ export async function submitProduct(
       deps.onPublishing,
     );
   });
+  deps.onProductSaved?.(product.sku);
   const jobsCreated = saved.slots.filter((slot) => slot.jobCreated).length;
   if (jobsCreated > 0) deps.onJobsCreated?.(jobsCreated);
   return { sku: product.sku, ...saved, jobsCreated };

@@ -15,6 +15,18 @@ export interface Metrics {
   onDemandDeadlineMisses: Counter;
   /** Time to make one rendition (decode, resize, encode, store), by format. */
   renditionDuration: Histogram<"format">;
+  /**
+   * /i/ in-process cache lookups: `bytes` (rendition and asset bytes by content key) and
+   * `slot` (a published slot's sources), each a hit or a miss.
+   */
+  onDemandCacheLookups: Counter<"cache" | "result">;
+  /** Bytes held by the /i/ byte cache of this process (at most SHOTLIST_ONDEMAND_CACHE_BYTES). */
+  onDemandCacheBytes: Gauge;
+  /**
+   * Times this process found on-demand work claimed by another process and waited for it:
+   * `found` (the bytes appeared) or `took_over` (the holder failed or died; this one made them).
+   */
+  singleFlightWaits: Counter<"work" | "result">;
 }
 
 /**
@@ -60,6 +72,23 @@ export function createMetrics(db: Queryable): Metrics {
     help: "Time to make one rendition (decode, resize, encode, store), by format",
     labelNames: ["format"],
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    registers: [registry],
+  });
+  const onDemandCacheLookups = new Counter({
+    name: "shotlist_ondemand_cache_lookups_total",
+    help: "On-demand in-process cache lookups by cache (bytes, slot) and result (hit, miss)",
+    labelNames: ["cache", "result"],
+    registers: [registry],
+  });
+  const onDemandCacheBytes = new Gauge({
+    name: "shotlist_ondemand_cache_bytes",
+    help: "Bytes held by this process's on-demand byte cache",
+    registers: [registry],
+  });
+  const singleFlightWaits = new Counter({
+    name: "shotlist_single_flight_waits_total",
+    help: "Waits on on-demand work claimed by another process, by work and result (found, took_over)",
+    labelNames: ["work", "result"],
     registers: [registry],
   });
   new Gauge({
@@ -116,5 +145,8 @@ export function createMetrics(db: Queryable): Metrics {
     onDemandRequests,
     onDemandDeadlineMisses,
     renditionDuration,
+    onDemandCacheLookups,
+    onDemandCacheBytes,
+    singleFlightWaits,
   };
 }

@@ -16,7 +16,16 @@ import {
 import { validateSku } from "../../domain/sku.js";
 import { renderPlaceholder, renderRendition } from "../../pipeline/rendition.js";
 import type { Runtime } from "../../runtime.js";
-import { findSlotSources, type SourceAsset, slotState } from "../../store/on-demand.js";
+import {
+  findSlotSources,
+  type SlotSources,
+  type SourceAsset,
+  slotState,
+} from "../../store/on-demand.js";
+import { createByteCache, createSlotCache } from "../on-demand-cache.js";
+import { createFleetFlight } from "../single-flight.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** DESIGN §3: the "current asset" alias may be served stale by a CDN while it revalidates. */
 export const CURRENT_ALIAS_CACHE_CONTROL =
@@ -30,6 +39,10 @@ export const FALLBACK_CACHE_CONTROL = "public, max-age=10";
 
 const SLOT_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const OPEN_JOB_STATES = new Set(["queued", "running", "retrying"]);
+/** How often a request waiting for a slot's generation looks at the slot's state. */
+const SLOT_POLL_MS = 100;
+/** Products whose published slots one process remembers (each a few hundred bytes). */
+const SLOT_CACHE_PRODUCTS = 50_000;
 const MIME_OF_EXT: Readonly<Record<string, string>> = {
   jpg: "image/jpeg",
   webp: "image/webp",
@@ -72,11 +85,40 @@ export function renditionRoutes(
 ) {
   const deadlineMs = routeOptions.deadlineMs ?? runtime.settings.onDemandDeadlineMs;
   const currentCacheControl = aliasCacheControl(runtime.settings.aliasMaxAgeS);
-  // Single flight within this process: concurrent requests for one missing rendition share
-  // one render (keyed by the rendition's content address).
-  const inFlight = new Map<string, Promise<Buffer>>();
+  const metrics = runtime.metrics;
+  // Hot answers stay in memory (issue 6): bytes by content key never go stale, and a published
+  // slot's sources are reused for a short TTL (forgotten at once when this process changes
+  // the product).
+  const byteCache = createByteCache(runtime.settings.onDemandCacheBytes);
+  const slotCache = createSlotCache({
+    ttlMs: runtime.settings.onDemandSlotTtlMs,
+    maxProducts: SLOT_CACHE_PRODUCTS,
+  });
+  const unsubscribe = runtime.slotChanges.subscribe((skus) => slotCache.forget(skus));
+  app.addHook("onClose", async () => unsubscribe());
+  // Single flight: requests of this process share one promise per rendition, and processes
+  // share a claim row in the database, so a missing rendition is made once per fleet.
+  const flight = createFleetFlight({
+    db: runtime.db,
+    onWait: (result) => metrics.singleFlightWaits.inc({ work: "rendition", result }),
+  });
 
-  /** Finds the rendition in the blob store or makes it once; `onMade` runs for the maker only. */
+  /** Bytes of an immutable blob: from memory, else from the blob store (then kept). */
+  async function cachedBlob(key: string): Promise<Buffer | undefined> {
+    const held = byteCache.get(key);
+    metrics.onDemandCacheLookups.inc({ cache: "bytes", result: held ? "hit" : "miss" });
+    if (held) return held;
+    const stored = await runtime.blobs.get(key);
+    if (stored) keep(key, stored);
+    return stored;
+  }
+
+  function keep(key: string, bytes: Buffer): void {
+    byteCache.set(key, bytes);
+    metrics.onDemandCacheBytes.set(byteCache.sizeBytes);
+  }
+
+  /** Finds the rendition in memory or the blob store, or makes it once; `onMade` runs for the maker only. */
   async function renditionBytes(
     hash: string,
     spec: RenditionSpec,
@@ -84,39 +126,51 @@ export function renditionRoutes(
     onMade: () => void,
   ): Promise<Buffer> {
     const key = renditionKey(hash, FORMAT_EXT[spec.format]);
-    const pending = inFlight.get(key);
-    if (pending) return pending;
-    // The blob-store lookup is inside the shared promise, so no request can miss the store and
-    // then find no render in flight because another one just finished.
-    const work = (async () => {
-      const cached = await runtime.blobs.get(key);
-      if (cached) return cached;
-      const started = performance.now();
-      const bytes = await make();
-      await runtime.blobs.put(key, bytes);
-      runtime.metrics.renditionDuration.observe(
-        { format: spec.format },
-        (performance.now() - started) / 1000,
-      );
-      onMade();
-      return bytes;
-    })();
-    inFlight.set(key, work);
-    try {
-      return await work;
-    } finally {
-      if (inFlight.get(key) === work) inFlight.delete(key);
+    // The hot path: no promise of the flight for bytes already in memory.
+    const held = byteCache.get(key);
+    if (held) {
+      metrics.onDemandCacheLookups.inc({ cache: "bytes", result: "hit" });
+      return held;
     }
+    return flight.run(
+      key,
+      () => cachedBlob(key),
+      async () => {
+        const started = performance.now();
+        const bytes = await make();
+        await runtime.blobs.put(key, bytes);
+        keep(key, bytes);
+        metrics.renditionDuration.observe(
+          { format: spec.format },
+          (performance.now() - started) / 1000,
+        );
+        onMade();
+        return bytes;
+      },
+    );
   }
 
   async function sourceBytes(source: SourceAsset): Promise<Buffer> {
-    const bytes = await runtime.blobs.get(assetKey(source.sha256, source.ext));
+    const bytes = await cachedBlob(assetKey(source.sha256, source.ext));
     if (!bytes) {
       throw new ShotlistError("internal", `asset ${source.sha256} is missing from the blob store`, {
         status: 500,
       });
     }
     return bytes;
+  }
+
+  /** The slot's sources: a published slot's from memory within the TTL, else from the database. */
+  async function slotSources(sku: string, slot: string): Promise<SlotSources | undefined> {
+    const held = slotCache.get(sku, slot);
+    metrics.onDemandCacheLookups.inc({ cache: "slot", result: held ? "hit" : "miss" });
+    if (held) return held;
+    const version = slotCache.version;
+    const sources = await findSlotSources(runtime.db, sku, slot);
+    if (sources?.slotState === "published" && sources.slotAsset) {
+      slotCache.set(sku, slot, sources, version);
+    }
+    return sources;
   }
 
   function answerFor(
@@ -158,14 +212,45 @@ export function renditionRoutes(
     };
   }
 
+  // One poll per slot being waited on in this process, however many requests wait for it.
+  const slotWaits = new Map<string, { untilMs: number; published: Promise<boolean> }>();
+
   /** Waits (polling the slot's state cheaply) for a generation in progress, up to the deadline. */
   async function waitForSlot(sku: string, slot: string, deadlineMs: number): Promise<boolean> {
-    const until = Date.now() + deadlineMs;
-    while (Date.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100, until - Date.now())));
-      if ((await slotState(runtime.db, sku, slot)) === "published") return true;
+    const key = `${sku}/${slot}`;
+    const untilMs = Date.now() + deadlineMs;
+    let wait = slotWaits.get(key);
+    if (wait) {
+      wait.untilMs = Math.max(wait.untilMs, untilMs);
+    } else {
+      const shared: { untilMs: number; published: Promise<boolean> } = {
+        untilMs,
+        published: Promise.resolve(false),
+      };
+      shared.published = (async () => {
+        try {
+          while (Date.now() < shared.untilMs) {
+            await sleep(Math.min(SLOT_POLL_MS, shared.untilMs - Date.now()));
+            if ((await slotState(runtime.db, sku, slot)) === "published") return true;
+          }
+          return false;
+        } finally {
+          slotWaits.delete(key);
+        }
+      })();
+      slotWaits.set(key, shared);
+      wait = shared;
     }
-    return false;
+    // This request's own deadline, even when the shared poll runs on for a later one.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, untilMs - Date.now()));
+    });
+    try {
+      return await Promise.race([wait.published, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async function handle(request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) {
@@ -198,7 +283,7 @@ export function renditionRoutes(
       ...queryOptions,
     };
 
-    let sources = await findSlotSources(runtime.db, sku, slot);
+    let sources = await slotSources(sku, slot);
     if (!sources) {
       throw new ShotlistError("not_found", `product ${sku} has no slot ${slot}`, { status: 404 });
     }
@@ -210,10 +295,10 @@ export function renditionRoutes(
       deadlineMs > 0
     ) {
       if (await waitForSlot(sku, slot, deadlineMs)) {
-        sources = (await findSlotSources(runtime.db, sku, slot)) ?? sources;
+        sources = (await slotSources(sku, slot)) ?? sources;
         outcome = "generated";
       } else {
-        runtime.metrics.onDemandDeadlineMisses.inc();
+        metrics.onDemandDeadlineMisses.inc();
       }
     }
 
@@ -256,11 +341,11 @@ export function renditionRoutes(
 
     const ifNoneMatch = request.headers["if-none-match"];
     if (ifNoneMatch?.split(",").some((tag) => tag.trim() === answer.etag || tag.trim() === "*")) {
-      runtime.metrics.onDemandRequests.inc({ outcome });
+      metrics.onDemandRequests.inc({ outcome });
       return reply.code(304).send();
     }
     const bytes = await answer.load();
-    runtime.metrics.onDemandRequests.inc({ outcome });
+    metrics.onDemandRequests.inc({ outcome });
     reply.type(answer.mime).header("Content-Length", bytes.length);
     if (request.method === "HEAD") return reply.send();
     return reply.send(bytes);
