@@ -24,6 +24,11 @@ export interface RenderJobPayload {
   /** Recipe hashes of the chain links, in fallback order. */
   links: string[];
   checks: SlotPlan["checks"];
+  /**
+   * Index of the first link to try; default 0. A reviewer's requeue starts later in the chain
+   * (the links stay the slot's whole chain, so links[0] still names the slot's recipe).
+   */
+  startLink?: number;
 }
 
 /**
