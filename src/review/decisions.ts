@@ -18,7 +18,7 @@ import {
   insertHumanAsset,
   insertReviewDecision,
   listReviewCandidates,
-  lockProduct,
+  lockProductSlot,
   type ReviewItemRow,
   type ReviewStatus,
   returnSlotToPending,
@@ -57,8 +57,8 @@ const notFound = (id: number) =>
   new ShotlistError("not_found", `no review item ${id}`, { status: 404 });
 
 /**
- * Runs one decision in one transaction: the product is locked first (the publish lock order:
- * product, then its slots), then the item, whose status must be one of `allowed` — so two
+ * Runs one decision in one transaction: the product and the slot are locked first (the order
+ * of every publish: product, then slots), then the item, whose status must be one of `allowed` — so two
  * reviewers deciding at once cannot both win, and the second gets a 409.
  */
 async function decide<T>(
@@ -70,7 +70,7 @@ async function decide<T>(
   const seen = await getReviewItem(deps.db, id);
   if (!seen) throw notFound(id);
   return deps.db.transaction(async (tx) => {
-    await lockProduct(tx, seen.sku);
+    await lockProductSlot(tx, seen.sku, seen.slot);
     const item = await getReviewItem(tx, id, { lock: true });
     if (!item) throw notFound(id);
     assertStatus(item, allowed);

@@ -257,9 +257,16 @@ export async function getSlotRenderPlans(
   return new Map(rows.map((row) => [row.key.slice("render:".length), row.payload]));
 }
 
-/** Locks a product row (the publish lock order: product, then its slots and review items). */
-export async function lockProduct(tx: Queryable, sku: string): Promise<void> {
+/**
+ * Locks a product row and one of its slots, in the order every writer takes them (product,
+ * then slots; the slot trigger then reaches review_items), before a decision locks its item.
+ */
+export async function lockProductSlot(tx: Queryable, sku: string, slot: string): Promise<void> {
   await tx.query("select sku from products where sku = $1 for update", [sku]);
+  await tx.query("select slot from product_slots where product_sku = $1 and slot = $2 for update", [
+    sku,
+    slot,
+  ]);
 }
 
 /** Returns a slot from review to pending (a requeue): its asset, if any, keeps being served. */

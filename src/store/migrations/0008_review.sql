@@ -4,7 +4,10 @@
 
 create table review_items (
   id          bigint generated always as identity primary key,
-  product_sku text not null references products (sku) on delete cascade,
+  -- No foreign key to products: its check would take a key-share lock on the product row from
+  -- inside the slot trigger below (slot, then product), the reverse of the intake's order
+  -- (product, then slots), and deadlock with a re-submission. Products are never deleted.
+  product_sku text not null,
   slot        text not null,
   -- The slot's recipe (its chain's first link) when it went to review.
   recipe_hash text not null references recipes (hash),
