@@ -10,6 +10,7 @@ import { assetKey } from "../../src/blobs/store.js";
 import { sha256Hex } from "../../src/domain/canonical.js";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
+import { SHOPIFY_WRITEBACK_KIND } from "../../src/integrations/shopify/writeback.js";
 import type { Worker } from "../../src/queue/worker.js";
 import { createApiKey, revokeApiKey } from "../../src/store/api-keys.js";
 import type { RenderJobPayload } from "../../src/store/products.js";
@@ -180,6 +181,10 @@ for (const backend of BACKENDS) {
         SHOTLIST_CONFIG: configPath,
         SHOTLIST_MAX_IMAGE_BYTES: String(MAX_IMAGE_BYTES),
         SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1",
+        // Write-back configured, never reached: no worker here claims its jobs.
+        SHOTLIST_SHOPIFY_SHOP: "review-test.myshopify.com",
+        SHOTLIST_SHOPIFY_ACCESS_TOKEN: "shpat_review_test",
+        SHOTLIST_SHOPIFY_API_URL: "http://127.0.0.1:9",
       });
       app = await buildApp(env.runtime);
       auth = await apiHeaders(env);
@@ -200,6 +205,8 @@ for (const backend of BACKENDS) {
           sku,
           title: `Mug ${sku}`,
           category: sku === "REV-REJECT" ? "bags" : "home",
+          // A product that came from Shopify: a publish that completes it writes back.
+          attributes: sku === "REV-APPROVE" ? { shopifyProductId: "8123456789" } : {},
           referenceImages: [{ base64: photo.toString("base64") }],
         });
       }
@@ -363,6 +370,16 @@ for (const backend of BACKENDS) {
       );
       const published = events[0]?.payload.data as { asset: { id: number } } | undefined;
       assert.equal(published?.asset.id, answer.asset?.id);
+
+      // …and the Shopify write-back of the now complete product, queued in the same commit.
+      const writebacks = await env.runtime.db.query<{ payload: { sku: string } }>(
+        "select payload from jobs where kind = $1",
+        [SHOPIFY_WRITEBACK_KIND],
+      );
+      assert.deepEqual(
+        writebacks.map((job) => job.payload.sku),
+        ["REV-APPROVE"],
+      );
 
       const listed = json<{ items: ReviewItem[] }>(await api({ method: "GET", url: "/v1/review" }));
       assert.ok(!listed.items.some((listedItem) => listedItem.id === item.id));
