@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import sharp from "sharp";
 import { assetKey } from "../../src/blobs/store.js";
+import { listReviewCommand } from "../../src/cli/review.js";
 import { sha256Hex } from "../../src/domain/canonical.js";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
@@ -16,6 +17,7 @@ import { createApiKey, revokeApiKey } from "../../src/store/api-keys.js";
 import type { RenderJobPayload } from "../../src/store/products.js";
 import { apiHeaders } from "../helpers/auth.js";
 import { BACKENDS, createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
+import { runCli } from "../helpers/cli.js";
 import { pngBomb } from "../helpers/images.js";
 
 const photo = readFileSync(
@@ -314,6 +316,34 @@ for (const backend of BACKENDS) {
         const problem = problemOf(refused);
         assert.equal(problem.code, "invalid_request");
         assert.match(problem.detail, message);
+      }
+    });
+
+    it("lists the queue in the terminal with `shotlist review list`, with the API's filters", async () => {
+      const lines: string[] = [];
+      await listReviewCommand(env.runtime.db, { limit: "100" }, (line) => lines.push(line));
+      const rows = lines.join("\n").split("\n");
+      assert.equal(rows.length, SKUS.length);
+      for (const row of rows)
+        assert.match(row, /hero +open +\S+ +2 candidates +link 0 local:sharp/);
+      lines.length = 0;
+      await listReviewCommand(env.runtime.db, { category: "bags" }, (line) => lines.push(line));
+      assert.match(lines.join(""), /REV-REJECT/);
+      assert.doesNotMatch(lines.join(""), /REV-BAD/);
+      await assert.rejects(
+        listReviewCommand(env.runtime.db, { status: "approved" }, () => {}),
+        /status must be one of open, rejected/,
+      );
+      if (env.databaseUrl) {
+        // The command as people run it, in its own process on the same PostgreSQL.
+        const cli = runCli(["review", "list", "--sku", "REV-BAD"], {
+          SHOTLIST_DATABASE_URL: env.databaseUrl,
+          SHOTLIST_CONFIG: join(configDir, "shots.yaml"),
+          SHOTLIST_DATA_DIR: env.dataDir,
+        });
+        assert.equal(await cli.exited, 0, cli.output());
+        assert.match(cli.output(), /^ +\d+ +REV-BAD +hero +open /m);
+        assert.doesNotMatch(cli.output(), /REV-APPROVE/);
       }
     });
 
