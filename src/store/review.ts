@@ -102,16 +102,23 @@ export async function listReviewAttempts(
   itemIds: readonly number[],
 ): Promise<ReviewAttemptRow[]> {
   return db.query<ReviewAttemptRow>(
-    `select i.id as item_id, a.job_id, a.attempt, a.link, a.provider, a.outcome, a.error, a.checks,
+    // Two index lookups joined by union (not one OR'd join, which no index can serve).
+    `with item_jobs as (
+       select i.id as item_id, j.id as job_id
+       from review_items i join jobs j on j.key = 'render:' || i.recipe_hash
+       where i.id = any($1::bigint[])
+       union
+       select i.id, d.job_id
+       from review_items i
+       join review_items same on same.product_sku = i.product_sku and same.slot = i.slot
+         and same.recipe_hash = i.recipe_hash
+       join review_decisions d on d.item_id = same.id and d.job_id is not null
+       where i.id = any($1::bigint[])
+     )
+     select ij.item_id, a.job_id, a.attempt, a.link, a.provider, a.outcome, a.error, a.checks,
        a.started_at, a.finished_at
-     from review_items i
-     join jobs j on j.key = 'render:' || i.recipe_hash
-       or j.id in (select d.job_id from review_decisions d join review_items same on same.id = d.item_id
-                   where same.product_sku = i.product_sku and same.slot = i.slot
-                     and same.recipe_hash = i.recipe_hash and d.job_id is not null)
-     join job_attempts a on a.job_id = j.id
-     where i.id = any($1::bigint[])
-     order by i.id, a.id`,
+     from item_jobs ij join job_attempts a on a.job_id = ij.job_id
+     order by ij.item_id, a.id`,
     [itemIds],
   );
 }

@@ -25,6 +25,8 @@ create table review_items (
 create unique index review_items_live on review_items (product_sku, slot)
   where status in ('open', 'rejected');
 create index review_items_status on review_items (status, id);
+-- Every item of a slot (a slot's history, e.g. the jobs requeued for it).
+create index review_items_slot on review_items (product_sku, slot);
 
 create table review_decisions (
   id          bigint generated always as identity primary key,
