@@ -342,7 +342,14 @@ export const productSchema = z.object({
       reason: z.string().nullable(),
       alt: z.string(),
       recipeHash: sha256,
-      asset: z.object({ id: z.int(), sha256, url: z.string() }).nullable(),
+      asset: z
+        .object({
+          id: z.int(),
+          sha256,
+          url: z.string(),
+          madeBy: z.enum(["provider", "human"]).meta({ description: "human: uploaded in review" }),
+        })
+        .nullable(),
     }),
   ),
   createdAt: timestamp,

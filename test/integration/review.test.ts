@@ -555,10 +555,12 @@ for (const backend of BACKENDS) {
       const bytes = await app.inject(new URL(String(answer.asset?.url)).pathname);
       assert.equal(bytes.statusCode, 200);
       assert.ok(bytes.rawPayload.equals(goodImage));
-      const product = json<{ coverage: { complete: number; required: number } }>(
-        await api({ method: "GET", url: "/v1/products/REV-UPLOAD" }),
-      );
+      const product = json<{
+        coverage: { complete: number; required: number };
+        slots: { asset: { id: number; madeBy: string } | null }[];
+      }>(await api({ method: "GET", url: "/v1/products/REV-UPLOAD" }));
       assert.deepEqual(product.coverage, { complete: 1, required: 1, ratio: 1 });
+      assert.deepEqual(product.slots[0]?.asset?.madeBy, "human");
     });
 
     it("refuses an upload that fails the slot's checks with the failed checks, publishing and keeping nothing", async () => {
