@@ -179,6 +179,21 @@ keys
   );
 
 program
+  .command("review")
+  .description("the review queue (decisions are made over HTTP: POST /v1/review/{id}/…)")
+  .command("list")
+  .description("slots in review, oldest first: id, sku, slot, status, since, candidates, reason")
+  .option("--sku <sku>", "only this product")
+  .option("--category <category>", "only this category")
+  .option("--slot <slot>", "only this slot")
+  .option("--status <status>", "open or rejected; default both")
+  .option("--limit <n>", "at most this many items (1–1000)", "100")
+  .action(
+    (options: { sku?: string; category?: string; slot?: string; status?: string; limit: string }) =>
+      withDb(async (db) => (await import("./review.js")).listReviewCommand(db, options, print)),
+  );
+
+program
   .command("coverage")
   .description("catalogue coverage: products complete, by slot and state")
   .option("--json", "print JSON", false)

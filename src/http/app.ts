@@ -12,6 +12,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { keyRoutes } from "./routes/keys.js";
 import { productRoutes } from "./routes/products.js";
 import { renditionRoutes } from "./routes/renditions.js";
+import { reviewRoutes } from "./routes/review.js";
 import { webhookDeliveryRoutes } from "./routes/webhook-deliveries.js";
 import { webhookEndpointRoutes } from "./routes/webhook-endpoints.js";
 import { webhookRoutes } from "./routes/webhooks.js";
@@ -72,6 +73,7 @@ export async function buildApp(
   docsRoutes(app, runtime);
   webhookEndpointRoutes(app, runtime);
   webhookDeliveryRoutes(app, runtime);
+  reviewRoutes(app, runtime);
   await app.ready();
   return app;
 }

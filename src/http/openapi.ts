@@ -11,6 +11,7 @@ import type { Scope } from "../store/api-keys.js";
 import { WEBHOOK_BODY_LIMIT_BYTES } from "./routes/webhooks.js";
 import {
   apiKeyListSchema,
+  approveReviewSchema,
   assetSchema,
   catalogueCoverageSchema,
   costReportSchema,
@@ -35,7 +36,12 @@ import {
   productSchema,
   readySchema,
   redeliveryAnswerSchema,
+  rejectReviewSchema,
   renditionQuerySchema,
+  reviewDecisionAnswerSchema,
+  reviewItemListSchema,
+  reviewItemSchema,
+  reviewListQuerySchema,
   skuParamsSchema,
   webhookAnswerSchema,
   webhookDeliveryListSchema,
@@ -90,6 +96,11 @@ const COMPONENTS: Record<string, { schema: z.ZodType; io: "input" | "output" }> 
   WebhookDelivery: { schema: webhookDeliverySchema, io: "output" },
   WebhookDeliveryList: { schema: webhookDeliveryListSchema, io: "output" },
   Redelivery: { schema: redeliveryAnswerSchema, io: "output" },
+  ReviewItemList: { schema: reviewItemListSchema, io: "output" },
+  ReviewItem: { schema: reviewItemSchema, io: "output" },
+  ApproveReview: { schema: approveReviewSchema, io: "input" },
+  RejectReview: { schema: rejectReviewSchema, io: "input" },
+  ReviewDecisionAnswer: { schema: reviewDecisionAnswerSchema, io: "output" },
   ...Object.fromEntries(
     WEBHOOK_EVENTS.map((type) => [
       eventComponentName(type),
@@ -127,7 +138,15 @@ interface OperationSpec {
   params?: z.ZodObject;
   query?: z.ZodObject;
   headers?: HeaderParam[];
-  body?: { components: ComponentName[]; description?: string; mediaType?: string };
+  body?: {
+    components: ComponentName[];
+    description?: string;
+    mediaType?: string;
+    /** Non-JSON bodies: media type → JSON Schema (instead of components). */
+    content?: Record<string, JsonObject>;
+    /** Default true. */
+    required?: boolean;
+  };
   answers: Record<number, AnswerSpec>;
   /** Problem answers: status → when. 401/403 are added for every scoped route. */
   problems?: Record<number, string>;
@@ -325,6 +344,99 @@ const OPERATIONS: OperationSpec[] = [
     params: idParamsSchema("asset"),
     answers: { 200: { description: "the asset", json: "Asset" } },
     problems: { 400: "id not a positive integer", 404: "no such asset (`not_found`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/review",
+    operationId: "listReviewItems",
+    tag: "review",
+    summary: "The review queue: slots whose fallback chain ended with a human, oldest first",
+    description:
+      "One item per product slot in needs_review, with its reason, every attempt of its render jobs with their reasons, the rejected candidates (with their failed checks) and what an image for the slot must be. Items rejected without a requeue stay listed (status `rejected`): the slot still has no image.",
+    scope: "read",
+    query: reviewListQuerySchema,
+    answers: { 200: { description: "a page of review items", json: "ReviewItemList" } },
+    problems: { 400: "bad filter, cursor or limit (`invalid_request`)" },
+  },
+  {
+    method: "get",
+    path: "/v1/review/{id}",
+    operationId: "getReviewItem",
+    tag: "review",
+    summary: "One review item, open or settled, with its decisions (the audit trail)",
+    scope: "read",
+    params: idParamsSchema("review item"),
+    answers: { 200: { description: "the review item", json: "ReviewItem" } },
+    problems: { 400: "id not a positive integer", 404: "no such review item (`not_found`)" },
+  },
+  {
+    method: "post",
+    path: "/v1/review/{id}/approve",
+    operationId: "approveReviewItem",
+    tag: "review",
+    summary: "Publish a rejected candidate (default the newest) despite its failed checks",
+    description:
+      "A human decision, recorded with the API key that made it; the publish sends `asset.published` (and `product.complete`) and the Shopify write-back like a render's. The body may be omitted.",
+    scope: "write",
+    body: { components: ["ApproveReview"], required: false },
+    answers: { 200: { description: "approved and published", json: "ReviewDecisionAnswer" } },
+    problems: {
+      400: "invalid JSON (`invalid_json`) or a bad body (`invalid_request`: unknown field, bad assetId)",
+      404: "no such review item (`not_found`)",
+      409: "the item is already settled or was rejected (`review_item_resolved`)",
+      415: "body not application/json",
+      422: "the asset is not a candidate of this item, or there is none (`review_candidate_unknown`)",
+    },
+  },
+  {
+    method: "post",
+    path: "/v1/review/{id}/reject",
+    operationId: "rejectReviewItem",
+    tag: "review",
+    summary: "Refuse the candidates, with a reason; optionally render again from another provider",
+    description:
+      "Without `requeue` the slot stays in review and the item is `rejected` (still listed; it can still be requeued or get an upload). With `requeue` a new render job runs the slot's chain from the first link of that provider (and model) and the slot returns to pending; if that fails too, a new item opens.",
+    scope: "write",
+    body: { components: ["RejectReview"] },
+    answers: { 200: { description: "rejected (and requeued)", json: "ReviewDecisionAnswer" } },
+    problems: {
+      400: "invalid JSON (`invalid_json`) or a bad body (`invalid_request`: no reason, unknown field)",
+      404: "no such review item (`not_found`)",
+      409: "the item is already settled, or already rejected (`review_item_resolved`)",
+      415: "body not application/json",
+      422: "the provider is not registered or not in the slot's chain (`requeue_not_allowed`)",
+    },
+  },
+  {
+    method: "post",
+    path: "/v1/review/{id}/image",
+    operationId: "uploadReviewImage",
+    tag: "review",
+    summary: "Upload a human-made image for the slot; it must pass the slot's checks",
+    description:
+      "The raw image as the body (`image/jpeg`, `image/png` or `image/webp`, up to SHOTLIST_MAX_IMAGE_BYTES), decoded under SHOTLIST_MAX_PIXELS, held to the slot's own checks (size and format of `expected.output` included), stored content-addressed and published with `madeBy: human`. A refused image is not kept.",
+    scope: "write",
+    body: {
+      components: [],
+      content: Object.fromEntries(
+        ["image/jpeg", "image/png", "image/webp"].map((type) => [type, binary]),
+      ),
+    },
+    answers: {
+      201: {
+        description: "published",
+        json: "ReviewDecisionAnswer",
+        headers: { Location: { description: "`/v1/assets/{id}` of the new asset" } },
+      },
+    },
+    problems: {
+      400: "an empty body or one that does not decode (`image_undecodable`)",
+      404: "no such review item (`not_found`)",
+      409: "the item is already settled (`review_item_resolved`)",
+      413: "body over SHOTLIST_MAX_IMAGE_BYTES (`payload_too_large`) or more pixels than SHOTLIST_MAX_PIXELS (`image_too_large`)",
+      415: "not a JPEG, PNG or WebP, or not the type its Content-Type says (`unsupported_media_type`)",
+      422: "the image fails the slot's checks (`check_failed`, with `failedChecks`); nothing is published or kept",
+    },
   },
   {
     method: "get",
@@ -767,18 +879,22 @@ function operationOf(spec: OperationSpec): JsonObject {
     ...(body
       ? {
           requestBody: {
-            required: true,
+            required: body.required ?? true,
             ...(body.description ? { description: body.description } : {}),
-            content: {
-              [body.mediaType ?? "application/json"]: {
-                schema:
-                  body.components.length === 0
-                    ? { type: "object" }
-                    : body.components.length === 1
-                      ? ref(body.components[0] as ComponentName)
-                      : { oneOf: body.components.map(ref) },
-              },
-            },
+            content: body.content
+              ? Object.fromEntries(
+                  Object.entries(body.content).map(([type, schema]) => [type, { schema }]),
+                )
+              : {
+                  [body.mediaType ?? "application/json"]: {
+                    schema:
+                      body.components.length === 0
+                        ? { type: "object" }
+                        : body.components.length === 1
+                          ? ref(body.components[0] as ComponentName)
+                          : { oneOf: body.components.map(ref) },
+                  },
+                },
           },
         }
       : {}),
@@ -808,6 +924,7 @@ export function buildOpenApiDocument(options: { publicUrl: string }): JsonObject
       { name: "costs", description: "paid-provider spend from the call ledger" },
       { name: "coverage", description: "catalogue coverage, the north star" },
       { name: "assets", description: "generated images with their provenance" },
+      { name: "review", description: "the review queue: the human end of every fallback chain" },
       { name: "keys", description: "API keys (admin)" },
       { name: "images", description: "public image bytes for pages and CDNs" },
       { name: "webhooks", description: "signed product webhooks in" },

@@ -6,6 +6,7 @@ import { WEBHOOK_EVENTS, webhookEventSchema } from "../domain/webhook-events.js"
 import { productInputSchema, SKU_SCHEMA_META } from "../intake/schema.js";
 import { SCOPES } from "../store/api-keys.js";
 import type { JobState } from "../store/jobs.js";
+import { LIVE_REVIEW_STATUSES, REVIEW_STATUSES } from "../store/review.js";
 import { DELIVERY_STATUSES } from "../store/webhook-deliveries.js";
 
 /**
@@ -184,6 +185,78 @@ export const deliveryListQuerySchema = z.object({
 export const deliveryListQueryCode = (first: z.core.$ZodIssue): ErrorCode =>
   first.path[0] === "event" ? "unknown_event" : "invalid_request";
 
+/** Review queue filters; every one optional, combined with "and". */
+export const reviewListQuerySchema = z.object({
+  sku: z
+    .string()
+    .superRefine((raw, ctx) => {
+      try {
+        validateSku(raw);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: `sku: ${(error as Error).message}` });
+      }
+    })
+    .optional()
+    .meta({ description: "only this product's items" }),
+  category: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { error: "category must be a category name" })
+    .optional()
+    .meta({ description: "only products of this category" }),
+  slot: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { error: "slot must be a slot name" })
+    .optional()
+    .meta({ description: "only this slot" }),
+  status: z
+    .enum(LIVE_REVIEW_STATUSES, {
+      error: `status must be one of ${LIVE_REVIEW_STATUSES.join(", ")}`,
+    })
+    .optional()
+    .meta({
+      description:
+        "open (waiting for a decision) or rejected (refused, not requeued, still missing its image); default both",
+    }),
+  cursor: positiveInt("cursor is not one this API returned")
+    .optional()
+    .meta({ description: "`nextCursor` of the previous page" }),
+  limit: pageLimit(`limit must be an integer from 1 to ${MAX_PAGE}`),
+});
+
+const reviewReason = z
+  .string({ error: "reason must be a string of 1 to 500 characters" })
+  .trim()
+  .min(1, { error: "reason must be a string of 1 to 500 characters" })
+  .max(500, { error: "reason must be a string of 1 to 500 characters" });
+
+/** `POST /v1/review/{id}/approve`: which candidate (default the newest) and an optional note. */
+export const approveReviewSchema = z.strictObject({
+  assetId: positiveInt("assetId must be a positive integer")
+    .optional()
+    .meta({ description: "a candidate's asset id; default the newest candidate" }),
+  reason: reviewReason
+    .optional()
+    .meta({ description: "why it is good enough; kept in the audit trail" }),
+});
+
+/** `POST /v1/review/{id}/reject`: why, and optionally where to try again. */
+export const rejectReviewSchema = z.strictObject({
+  reason: reviewReason.meta({ description: "why the candidates are refused (1–500 characters)" }),
+  requeue: z
+    .strictObject({
+      provider: z
+        .string({ error: "requeue.provider must be a provider name" })
+        .min(1, { error: "requeue.provider must be a provider name" })
+        .max(200),
+      model: z.string().min(1).max(200).optional(),
+    })
+    .optional()
+    .meta({
+      description:
+        "render the slot again from the first link of its chain with this provider (and model); it must be registered and in the slot's chain",
+    }),
+});
+
 // ---- responses (documentation; held against real answers in the OpenAPI test) ----
 
 const timestamp = z.iso.datetime({ offset: true });
@@ -269,7 +342,14 @@ export const productSchema = z.object({
       reason: z.string().nullable(),
       alt: z.string(),
       recipeHash: sha256,
-      asset: z.object({ id: z.int(), sha256, url: z.string() }).nullable(),
+      asset: z
+        .object({
+          id: z.int(),
+          sha256,
+          url: z.string(),
+          madeBy: z.enum(["provider", "human"]).meta({ description: "human: uploaded in review" }),
+        })
+        .nullable(),
     }),
   ),
   createdAt: timestamp,
@@ -366,6 +446,28 @@ export const catalogueCoverageSchema = z.object({
   byState: z.record(z.string(), z.int()),
 });
 
+const checkResultSchema = z.object({
+  name: z.string(),
+  passed: z.boolean(),
+  value: z.number().optional(),
+  detail: z.string(),
+});
+
+export const reviewDecisionSchema = z.object({
+  itemId: z.int(),
+  decision: z.enum(["approved", "rejected", "requeued", "uploaded"]),
+  reason: z.string().nullable(),
+  assetId: z.int().nullable().meta({ description: "approved or uploaded: the published asset" }),
+  jobId: z.int().nullable().meta({ description: "requeued: the new render job" }),
+  provider: z.string().nullable(),
+  model: z.string().nullable(),
+  decidedBy: z
+    .object({ keyId: z.int(), name: z.string() })
+    .nullable()
+    .meta({ description: "the API key that decided" }),
+  decidedAt: timestamp,
+});
+
 export const assetSchema = z.object({
   id: z.int(),
   sha256,
@@ -382,7 +484,71 @@ export const assetSchema = z.object({
     .record(z.string(), z.unknown())
     .optional()
     .meta({ description: "the full recipe: provenance (DESIGN §8)" }),
+  madeBy: z.enum(["provider", "human"]).meta({
+    description: "provider: the recipe's output; human: an image a reviewer uploaded for the slot",
+  }),
+  review: reviewDecisionSchema
+    .nullable()
+    .meta({ description: "the human decision that published it (approved or uploaded), if any" }),
   createdAt: timestamp,
+});
+
+export const reviewItemSchema = z.object({
+  id: z.int(),
+  sku: z.string(),
+  category: z.string(),
+  slot: z.string(),
+  status: z.enum(REVIEW_STATUSES),
+  reason: z.string().nullable().meta({ description: "why the slot went to review" }),
+  since: timestamp.meta({ description: "when the slot went to review" }),
+  closedAt: timestamp.nullable(),
+  recipeHash: sha256,
+  expected: z
+    .object({
+      output: z.object({ width: z.int(), height: z.int(), format: z.string() }),
+      checks: z.record(z.string(), z.unknown()),
+    })
+    .meta({ description: "what an image for this slot must be and pass (an upload too)" }),
+  attempts: z.array(
+    z.object({
+      jobId: z.int(),
+      attempt: z.int(),
+      link: z.int().nullable(),
+      provider: z.string().nullable(),
+      outcome: z.string(),
+      error: z.string().nullable().meta({ description: "the attempt's reason" }),
+      startedAt: timestamp,
+      finishedAt: timestamp,
+    }),
+  ),
+  candidates: z
+    .array(
+      z.object({
+        id: z.int().meta({ description: "asset id; approve takes it as assetId" }),
+        url: z.string(),
+        link: z.int(),
+        provider: z.string(),
+        model: z.string(),
+        failedChecks: z.array(checkResultSchema),
+        createdAt: timestamp,
+      }),
+    )
+    .meta({ description: "rejected outputs of the slot's chain, newest first" }),
+  decisions: z.array(reviewDecisionSchema).meta({ description: "the audit trail, oldest first" }),
+});
+
+export const reviewItemListSchema = z.object({
+  items: z.array(reviewItemSchema).meta({ description: "oldest first" }),
+  nextCursor: z.string().nullable(),
+});
+
+export const reviewDecisionAnswerSchema = z.object({
+  item: reviewItemSchema,
+  asset: z
+    .object({ id: z.int(), sha256, url: z.string() })
+    .nullable()
+    .meta({ description: "approve and image: the asset now published on the slot" }),
+  jobId: z.int().nullable().meta({ description: "reject with requeue: the new render job" }),
 });
 
 export const apiKeySchema = z.object({

@@ -64,6 +64,7 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
       const attempts: AttemptRecord[] = [];
       const reasons: string[] = [];
       for (const [link, hash] of payload.links.entries()) {
+        if (link < (payload.startLink ?? 0)) continue;
         const recipe = recipes.get(hash);
         if (!recipe)
           throw new ShotlistError("internal", `recipe ${hash} of job ${job.id} is missing`);

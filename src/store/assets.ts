@@ -29,6 +29,8 @@ export interface AssetRow {
   byte_size: number;
   cost_micros: number;
   checks: CheckResult[];
+  /** DESIGN §8: "provider" (the recipe's output) or "human" (uploaded in the review queue). */
+  made_by: "provider" | "human";
   created_at: Date;
 }
 

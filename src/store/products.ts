@@ -24,6 +24,11 @@ export interface RenderJobPayload {
   /** Recipe hashes of the chain links, in fallback order. */
   links: string[];
   checks: SlotPlan["checks"];
+  /**
+   * Index of the first link to try; default 0. A reviewer's requeue starts later in the chain
+   * (the links stay the slot's whole chain, so links[0] still names the slot's recipe).
+   */
+  startLink?: number;
 }
 
 /**
@@ -227,6 +232,7 @@ export interface ProductSlotRow {
   asset_id: number | null;
   asset_sha256: string | null;
   asset_ext: string | null;
+  asset_made_by: "provider" | "human" | null;
   updated_at: Date;
 }
 
@@ -241,7 +247,7 @@ export async function getProduct(db: Queryable, sku: string): Promise<ProductRow
 export async function getProductSlots(db: Queryable, sku: string): Promise<ProductSlotRow[]> {
   return db.query<ProductSlotRow>(
     `select ps.slot, ps.position, ps.required, ps.alt, ps.recipe_hash, ps.state, ps.reason, ps.asset_id,
-       a.sha256 as asset_sha256, a.ext as asset_ext, ps.updated_at
+       a.sha256 as asset_sha256, a.ext as asset_ext, a.made_by as asset_made_by, ps.updated_at
      from product_slots ps left join assets a on a.id = ps.asset_id
      where ps.product_sku = $1 order by ps.position`,
     [sku],

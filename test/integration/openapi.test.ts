@@ -7,6 +7,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 // 2020-12 check independent of zod, so the document is tested as JSON, not as zod again.
 import { Ajv2020 } from "ajv/dist/2020.js";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import sharp from "sharp";
 import { buildApp } from "../../src/http/app.js";
 import { createWebhookDeliveryHandler } from "../../src/integrations/webhooks/delivery.js";
 import type { Scope } from "../../src/store/api-keys.js";
@@ -370,6 +371,80 @@ for (const backend of BACKENDS) {
           assert.ok(documented.headers[name], `${path} documents ${name}`);
         }
       }
+    });
+
+    it("answers about the review queue with the documented shapes: items, decisions, uploads", async () => {
+      // MUG-SHAPES has one reference photo: its three angles are in review (cannot be made).
+      const list = await api({ method: "GET", url: "/v1/review?sku=MUG-SHAPES" });
+      assertDocumented("get", "/v1/review", list);
+      const items = (list.json() as { items: { id: number; slot: string }[] }).items;
+      assert.equal(items.length, 3, list.body);
+      const [first, second] = items;
+      assert.ok(first && second);
+      assertDocumented(
+        "get",
+        "/v1/review",
+        await api({ method: "GET", url: "/v1/review?limit=0" }),
+      );
+      assertDocumented(
+        "get",
+        "/v1/review/{id}",
+        await api({ method: "GET", url: `/v1/review/${first.id}` }),
+      );
+      assertDocumented(
+        "get",
+        "/v1/review/{id}",
+        await api({ method: "GET", url: "/v1/review/999999" }),
+      );
+      const noCandidate = await api({ method: "POST", url: `/v1/review/${first.id}/approve` });
+      assert.equal(noCandidate.statusCode, 422, noCandidate.body);
+      assertDocumented("post", "/v1/review/{id}/approve", noCandidate);
+      const noReason = await api({
+        method: "POST",
+        url: `/v1/review/${first.id}/reject`,
+        payload: {},
+      });
+      assert.equal(noReason.statusCode, 400);
+      assertDocumented("post", "/v1/review/{id}/reject", noReason);
+      const rejected = await api({
+        method: "POST",
+        url: `/v1/review/${second.id}/reject`,
+        payload: { reason: "no second photo yet" },
+      });
+      assert.equal(rejected.statusCode, 200, rejected.body);
+      assertDocumented("post", "/v1/review/{id}/reject", rejected);
+
+      const upload = (payload: Buffer | string, type: string) =>
+        api({
+          method: "POST",
+          url: `/v1/review/${first.id}/image`,
+          headers: { "content-type": type },
+          payload,
+        });
+      const text = await upload("a photo", "text/plain");
+      assert.equal(text.statusCode, 415);
+      assertDocumented("post", "/v1/review/{id}/image", text);
+      const canvas = () =>
+        sharp({ create: { width: 1600, height: 1600, channels: 3, background: "#ffffff" } });
+      const blank = await upload(await canvas().jpeg().toBuffer(), "image/jpeg");
+      assert.equal(blank.statusCode, 422, blank.body);
+      assertDocumented("post", "/v1/review/{id}/image", blank);
+      const subject = await sharp({
+        create: { width: 1360, height: 1100, channels: 3, background: "#6b4f3a" },
+      })
+        .png()
+        .toBuffer();
+      const good = await canvas()
+        .composite([{ input: subject, left: 120, top: 250 }])
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      const published = await upload(good, "image/jpeg");
+      assert.equal(published.statusCode, 201, published.body);
+      assertDocumented("post", "/v1/review/{id}/image", published);
+      const assetId = (published.json() as { asset: { id: number } }).asset.id;
+      const asset = await api({ method: "GET", url: `/v1/assets/${assetId}` });
+      assert.equal((asset.json() as { madeBy: string }).madeBy, "human");
+      assertDocumented("get", "/v1/assets/{id}", asset);
     });
 
     it("answers about outbound webhooks with the documented shapes: endpoints, deliveries, redelivery", async () => {

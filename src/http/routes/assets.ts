@@ -3,7 +3,9 @@ import { assetKey } from "../../blobs/store.js";
 import { ShotlistError } from "../../domain/errors.js";
 import type { Runtime } from "../../runtime.js";
 import { getAsset, getRecipes } from "../../store/assets.js";
+import { findPublishingDecision } from "../../store/review.js";
 import { idParamsSchema, parseRequestPart } from "../schemas.js";
+import { decisionView } from "./review.js";
 
 const assetIdParamsSchema = idParamsSchema("asset");
 
@@ -45,7 +47,11 @@ export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
     const { id } = parseRequestPart(assetIdParamsSchema, request.params);
     const asset = await getAsset(runtime.db, id);
     if (!asset) throw new ShotlistError("not_found", `no asset ${id}`, { status: 404 });
-    const recipe = (await getRecipes(runtime.db, [asset.recipe_hash])).get(asset.recipe_hash);
+    const [recipes, decision] = await Promise.all([
+      getRecipes(runtime.db, [asset.recipe_hash]),
+      findPublishingDecision(runtime.db, id),
+    ]);
+    const recipe = recipes.get(asset.recipe_hash);
     return {
       id: asset.id,
       sha256: asset.sha256,
@@ -59,6 +65,8 @@ export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
       checks: asset.checks,
       recipeHash: asset.recipe_hash,
       recipe,
+      madeBy: asset.made_by,
+      review: decision ? decisionView(decision) : null,
       createdAt: asset.created_at,
     };
   });

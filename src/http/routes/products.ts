@@ -85,6 +85,7 @@ export function productRoutes(app: FastifyInstance, runtime: Runtime) {
                 id: slot.asset_id,
                 sha256: slot.asset_sha256,
                 url: assetUrl(slot.asset_sha256, slot.asset_ext),
+                madeBy: slot.asset_made_by,
               },
       })),
       createdAt: product.created_at,
