@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { assetKey } from "../../src/blobs/store.js";
+import { submitProduct } from "../../src/intake/submit.js";
+import { createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
+import {
+  drawSyntheticCatalogue,
+  localShotList,
+  type SyntheticProduct,
+} from "../helpers/synthetic-catalogue.js";
+import { startWorkerFleet, type WorkerFleet } from "../helpers/worker-fleet.js";
+
+const SKUS = 200;
+const SLOTS = 3;
+const WORKERS = 3;
+const KILL_EVERY_MS = 3_000;
+const CATEGORY = "home";
+/** Seed of the victims' choice; printed, so a failing run can be replayed. */
+const SEED = Number(process.env.SHOTLIST_CHAOS_SEED ?? 20_261_126);
+
+describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", () => {
+  let env: TestRuntime;
+  let products: SyntheticProduct[];
+  let fleet: WorkerFleet | undefined;
+  let configDir: string;
+  let configPath: string;
+  before(async () => {
+    products = await drawSyntheticCatalogue({
+      count: SKUS,
+      views: SLOTS,
+      sidePx: 256,
+      category: CATEGORY,
+      skuPrefix: "CHAOS",
+      seed: SEED,
+    });
+    configDir = mkdtempSync(join(tmpdir(), "shotlist-chaos-config-"));
+    configPath = join(configDir, "shots.yaml");
+    writeFileSync(configPath, localShotList({ category: CATEGORY, slots: SLOTS, sidePx: 400 }));
+    env = await createTestRuntime("postgres", {
+      SHOTLIST_CONFIG: configPath,
+      SHOTLIST_LEASE_MS: "3000",
+      SHOTLIST_MAX_ATTEMPTS: "10",
+    });
+  });
+  after(async () => {
+    await fleet?.stop();
+    await env?.cleanup();
+    rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it("loses no job, runs none twice, and leaves every slot published or in review with a reason", async (t) => {
+    const started = Date.now();
+    fleet = startWorkerFleet({
+      count: WORKERS,
+      seed: SEED,
+      env: {
+        SHOTLIST_DATABASE_URL: env.databaseUrl ?? "",
+        SHOTLIST_DATA_DIR: env.dataDir,
+        SHOTLIST_CONFIG: configPath,
+        SHOTLIST_LEASE_MS: "3000",
+        SHOTLIST_RETRY_BASE_MS: "100",
+        SHOTLIST_MAX_ATTEMPTS: "10",
+        SHOTLIST_WORKER_CONCURRENCY: "2",
+      },
+    });
+    // Workers start, claim and get killed while the catalogue is still coming in.
+    await fleet.ready();
+    fleet.startChaos(KILL_EVERY_MS);
+    for (const product of products) await submitProduct(env.runtime.intake, product);
+    const db = env.runtime.db;
+    try {
+      await waitFor(
+        async () => {
+          const [row] = await db.query<{ open: number }>(
+            "select count(*)::integer as open from jobs where state in ('queued', 'running', 'retrying')",
+          );
+          return row?.open === 0;
+        },
+        "every job to reach a final state",
+        // A safety net, not a timing claim: ~60 s on a quiet 2-core machine.
+        600_000,
+        250,
+      );
+    } catch (error) {
+      const states = await db.query<{ state: string; n: number }>(
+        "select state, count(*)::integer as n from jobs group by state order by state",
+      );
+      t.diagnostic(
+        `after ${((Date.now() - started) / 1000).toFixed(0)} s and ${fleet.kills()} kills: ${states.map((row) => `${row.state} ${row.n}`).join(", ")}`,
+      );
+      t.diagnostic(fleet.output().slice(-8000));
+      throw error;
+    }
+    await fleet.stopChaos();
+    const elapsedS = (Date.now() - started) / 1000;
+
+    const [jobs] = await db.query<{
+      total: number;
+      keys: number;
+      succeeded: number;
+      needsReview: number;
+      open: number;
+      takenOver: number;
+      maxAttempts: number;
+    }>(
+      `select count(*)::integer as total, count(distinct key)::integer as keys,
+         count(*) filter (where state = 'succeeded')::integer as "succeeded",
+         count(*) filter (where state = 'needs_review')::integer as "needsReview",
+         count(*) filter (where state not in ('succeeded', 'needs_review', 'failed'))::integer as open,
+         count(*) filter (where exists (
+           select 1 from job_attempts a where a.job_id = jobs.id and a.outcome = 'lease_expired'
+         ))::integer as "takenOver",
+         coalesce(max(attempts), 0)::integer as "maxAttempts"
+       from jobs where kind = 'render'`,
+    );
+    const [slots] = await db.query<{
+      total: number;
+      published: number;
+      review: number;
+      unreasoned: number;
+      jobless: number;
+    }>(
+      `select count(*)::integer as total,
+         count(*) filter (where state = 'published')::integer as published,
+         count(*) filter (where state = 'needs_review')::integer as review,
+         count(*) filter (where state = 'needs_review' and coalesce(reason, '') = '')::integer as unreasoned,
+         count(*) filter (where not exists (
+           select 1 from jobs j where j.key = 'render:' || product_slots.recipe_hash
+         ))::integer as jobless
+       from product_slots`,
+    );
+    const [skus] = await db.query<{ total: number; settled: number }>(
+      `select count(*)::integer as total,
+         count(*) filter (where not exists (
+           select 1 from product_slots s where s.product_sku = products.sku
+             and s.required and s.state not in ('published', 'needs_review')
+         ))::integer as settled
+       from products`,
+    );
+    const doublePublished = await db.query<{ recipe_hash: string; n: number }>(
+      `select recipe_hash, count(*)::integer as n from assets where state = 'published'
+       group by recipe_hash having count(*) > 1`,
+    );
+    const published = await db.query<{ sha256: string; ext: string }>(
+      `select a.sha256, a.ext from product_slots s join assets a on a.id = s.asset_id
+       where s.state = 'published'`,
+    );
+    t.diagnostic(
+      `seed ${SEED}; ${WORKERS} workers, ${fleet.kills()} SIGKILLs (one every ${KILL_EVERY_MS} ms), ${fleet.all().length} processes started; ${elapsedS.toFixed(1)} s`,
+    );
+    t.diagnostic(
+      `jobs ${jobs?.total}: ${jobs?.succeeded} succeeded, ${jobs?.needsReview} needs_review, ${jobs?.takenOver} taken over after a killed worker's lease, at most ${jobs?.maxAttempts} attempts`,
+    );
+    t.diagnostic(
+      `slots ${slots?.total}: ${slots?.published} published, ${slots?.review} in review; SKUs ${skus?.total}`,
+    );
+
+    assert.equal(jobs?.total, SKUS * SLOTS, "one render job per slot: none lost, none doubled");
+    assert.equal(jobs?.keys, jobs?.total);
+    assert.equal(jobs?.open, 0, "no job left queued, running or retrying");
+    assert.equal(slots?.total, SKUS * SLOTS);
+    assert.equal(slots?.jobless, 0, "every slot's recipe has its job");
+    assert.equal(
+      (slots?.published ?? 0) + (slots?.review ?? 0),
+      slots?.total,
+      "every slot is published or in review",
+    );
+    assert.equal(slots?.unreasoned, 0, "every slot in review says why");
+    assert.equal(skus?.total, SKUS);
+    assert.equal(skus?.settled, SKUS, "every SKU is complete or in review");
+    assert.deepEqual(doublePublished, [], "no recipe was published twice");
+    for (const asset of published) {
+      assert.ok(
+        await env.runtime.blobs.has(assetKey(asset.sha256, asset.ext)),
+        `published asset ${asset.sha256} has its bytes`,
+      );
+    }
+    assert.ok(fleet.kills() >= 5, `the chaos killed workers (${fleet.kills()})`);
+    assert.ok((jobs?.takenOver ?? 0) > 0, "killed workers held jobs that others took over");
+    const codes = await fleet.stop();
+    assert.ok(
+      codes.every((code) => code === 0),
+      `the surviving workers stopped cleanly: ${codes.join(",")}`,
+    );
+  });
+});
