@@ -16,13 +16,10 @@ import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.j
 import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
 import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { createLocalProvider } from "./providers/local/index.js";
-import {
-  assertProvidersConfigured,
-  createRegistry,
-  type ProviderRegistry,
-} from "./providers/registry.js";
+import { buildProviderRegistry } from "./providers/configured.js";
+import type { ProviderRegistry } from "./providers/registry.js";
 import { createIntakeJobHandler } from "./queue/intake-job.js";
+import { createProviderResiliences } from "./queue/provider-policy.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
 import { type JobHandler, startWorker, type Worker } from "./queue/worker.js";
 import { lockProductsOfScope, type OnPublishing } from "./store/assets.js";
@@ -78,9 +75,13 @@ export function createBlobStore(storage: string): BlobStore {
 
 export async function createRuntime(settings: Settings, log: Logger): Promise<Runtime> {
   const shotList = loadShotList(settings.shotListPath);
-  const providers = createRegistry([createLocalProvider({ maxPixels: settings.maxPixels })]);
-  assertProvidersConfigured(shotList, providers);
+  const providers = buildProviderRegistry(shotList, {
+    env: settings.env,
+    maxPixels: settings.maxPixels,
+  });
   const blobs = createBlobStore(settings.storage);
+  // Breakers and bulkheads are per process, shared by every worker loop of it.
+  const resilience = createProviderResiliences(shotList);
   const db = await openDb(settings);
   await migrate(db);
   const metrics = createMetrics(db);
@@ -151,6 +152,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
           blobs,
           providers,
           db,
+          paid: { db, blobs, resilience, log },
           onLinkFinished: (event) =>
             metrics.linkDuration.observe(
               { provider: event.provider, slot: event.slot, outcome: event.outcome },

@@ -112,18 +112,15 @@ program
     const { importCatalogue, printImportReport } = await import("./import.js");
     if (options.dryRun) {
       const settings = loadSettings();
-      const [
-        { loadShotList },
-        { createLocalProvider },
-        { assertProvidersConfigured, createRegistry },
-      ] = await Promise.all([
+      const [{ loadShotList }, { buildProviderRegistry }] = await Promise.all([
         import("../config/shotlist.js"),
-        import("../providers/local/index.js"),
-        import("../providers/registry.js"),
+        import("../providers/configured.js"),
       ]);
       const shotList = loadShotList(settings.shotListPath);
-      const providers = createRegistry([createLocalProvider({ maxPixels: settings.maxPixels })]);
-      assertProvidersConfigured(shotList, providers);
+      const providers = buildProviderRegistry(shotList, {
+        env: settings.env,
+        maxPixels: settings.maxPixels,
+      });
       const report = await importCatalogue({ shotList, providers }, file, {
         dryRun: true,
         progress,
@@ -194,6 +191,15 @@ program
       const coverage = await catalogueCoverage(runtime.db);
       print(options.json ? JSON.stringify(coverage, null, 2) : formatCoverage(coverage));
     }),
+  );
+
+program
+  .command("costs")
+  .description("paid-provider spend by provider and model, from the call ledger; in-doubt apart")
+  .option("--since <date>", "only calls made at or after this ISO 8601 date or date-time")
+  .option("--json", "print JSON", false)
+  .action((options: { since?: string; json: boolean }) =>
+    withDb(async (db) => (await import("./costs.js")).costsCommand(db, options, print)),
   );
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -105,6 +105,11 @@ export interface Settings {
   /** Shopify write-back target; undefined when shop or token is unset. */
   shopifyWriteback: { shop: string; accessToken: string; apiUrl: string | undefined } | undefined;
   aliasMaxAgeS: number;
+  /**
+   * The environment these settings were read from: provider API keys are looked up in it by
+   * the variable names the shot list's `providers.<name>.apiKeyEnv` gives (never in the file).
+   */
+  env: Readonly<Record<string, string | undefined>>;
 }
 
 /** Reads deployment settings from the environment, with one clear error per bad variable. */
@@ -156,5 +161,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
           }
         : undefined,
     aliasMaxAgeS: values.SHOTLIST_ALIAS_MAX_AGE_S,
+    env,
   };
 }

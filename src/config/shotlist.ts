@@ -3,7 +3,13 @@ import { fileURLToPath } from "node:url";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ShotlistError } from "../domain/errors.js";
-import type { CategoryShotList, ShotListConfig, SlotDefinition } from "../domain/shotlist.js";
+import {
+  type CategoryShotList,
+  PROVIDER_KINDS,
+  type ProviderConfig,
+  type ShotListConfig,
+  type SlotDefinition,
+} from "../domain/shotlist.js";
 
 export const DEFAULT_SHOTLIST_PATH = fileURLToPath(
   new URL("./shotlist.default.yaml", import.meta.url),
@@ -66,8 +72,71 @@ const slotSchema = z.strictObject({
 
 const slotOverrideSchema = slotSchema.partial();
 
+const positiveMs = z.number().int().min(1).max(86_400_000);
+
+const policySchema = z.strictObject({
+  timeoutMs: positiveMs.default(60_000),
+  retries: z.number().int().min(0).max(10).default(3),
+  retryBaseMs: positiveMs.default(500),
+  retryCapMs: positiveMs.default(30_000),
+  maxInlineWaitMs: z.number().int().min(0).max(600_000).default(30_000),
+  breaker: z
+    .strictObject({
+      failures: z.number().int().min(1).max(1000).default(5),
+      halfOpenAfterMs: positiveMs.default(30_000),
+    })
+    .default({ failures: 5, halfOpenAfterMs: 30_000 }),
+  concurrency: z.number().int().min(1).max(1000).default(4),
+  dailyBudgetMicros: z.number().int().min(0).nullable().default(null),
+  onBudget: z.enum(["wait", "fallback"]).default("wait"),
+  budgetRetryMs: positiveMs.nullable().default(null),
+  pollIntervalMs: positiveMs.default(1_000),
+  asyncTimeoutMs: positiveMs.default(600_000),
+});
+
+const httpUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "an http:// or https:// URL");
+
+const providerSchema = z
+  .strictObject({
+    kind: z.enum(PROVIDER_KINDS, `an adapter kind: ${PROVIDER_KINDS.join(", ")}`),
+    baseUrl: httpUrl.optional(),
+    apiKeyEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, "the NAME of an environment variable holding the key")
+      .optional(),
+    mode: z.enum(["sync", "async"]).optional(),
+    price: z.strictObject({ perCallMicros: z.number().int().min(0) }),
+    policy: policySchema.default(policySchema.parse({})),
+    webhookUrl: httpUrl.optional(),
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .superRefine((provider, context) => {
+    if (provider.kind !== "http") return;
+    for (const key of ["baseUrl", "apiKeyEnv", "mode"] as const) {
+      if (provider[key] === undefined) {
+        context.addIssue({ code: "custom", path: [key], message: `required for kind http` });
+      }
+    }
+  });
+
 const fileSchema = z.strictObject({
   version: z.literal(1),
+  providers: z
+    .record(
+      z
+        .string()
+        .regex(NAME, "a provider name: lowercase letters, digits and '-'")
+        .refine((name) => name !== "local", "local is built in and cannot be configured"),
+      providerSchema,
+    )
+    .default({}),
   defaults: z.strictObject({ output: outputSchema }).optional(),
   slots: z.record(
     z.string().regex(NAME, "a slot name: lowercase letters, digits and '-'"),
@@ -165,7 +234,23 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
       extra: { file: origin, errors: problems },
     });
   }
-  return { origin, categories };
+  const providers = new Map<string, ProviderConfig>();
+  for (const [name, entry] of Object.entries(file.providers)) {
+    const line = lineOf(document, lineCounter, ["providers", name]);
+    providers.set(name, {
+      name,
+      kind: entry.kind,
+      baseUrl: entry.baseUrl ?? null,
+      apiKeyEnv: entry.apiKeyEnv ?? null,
+      mode: entry.mode ?? null,
+      price: entry.price,
+      policy: entry.policy,
+      webhookUrl: entry.webhookUrl ?? null,
+      options: entry.options,
+      where: `${origin}:${line}: at providers.${name}`,
+    });
+  }
+  return { origin, categories, providers };
 }
 
 /** The line of the deepest node that exists along `path` (a missing key points at its parent). */

@@ -33,4 +33,60 @@ export interface ShotListConfig {
   /** Where it was loaded from (for error messages and provenance). */
   origin: string;
   categories: ReadonlyMap<string, CategoryShotList>;
+  /** Paid providers configured in the file, by the name chain links use (`local` is built in). */
+  providers: ReadonlyMap<string, ProviderConfig>;
+}
+
+/** Adapter kinds a `providers:` entry may name; `http` is the generic documented protocol. */
+export const PROVIDER_KINDS = [
+  "http",
+  "openai",
+  "replicate",
+  "fal",
+  "removebg",
+  "photoroom",
+] as const;
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+/** Resilience of one provider (docs/providers.md "Policies"); every default is listed there. */
+export interface ProviderPolicy {
+  /** One HTTP exchange (a sync call, a submit, a poll); default 60,000 ms. */
+  timeoutMs: number;
+  /** Retries of a call the provider refused without billing (429, 5xx); default 3. */
+  retries: number;
+  /** Exponential backoff with full jitter: base and cap; defaults 500 ms and 30,000 ms. */
+  retryBaseMs: number;
+  retryCapMs: number;
+  /** A Retry-After longer than this is not waited for in the worker: the job retries later; default 30,000 ms. */
+  maxInlineWaitMs: number;
+  /** Consecutive failures (5xx, timeouts) that open the circuit, and how long it stays open. */
+  breaker: { failures: number; halfOpenAfterMs: number };
+  /** Calls in flight at once per process (bulkhead); default 4. */
+  concurrency: number;
+  /** Spend cap per UTC day in micros (succeeded + in doubt + open calls); null = no cap. */
+  dailyBudgetMicros: number | null;
+  /** At the cap: `wait` (the job sleeps until the next UTC day or `budgetRetryMs`) or `fallback` (next link). */
+  onBudget: "wait" | "fallback";
+  /** With onBudget wait: retry after this many ms instead of the next UTC day; null = next day. */
+  budgetRetryMs: number | null;
+  /** Async providers: poll interval and how long one job attempt polls; defaults 1,000 and 600,000 ms. */
+  pollIntervalMs: number;
+  asyncTimeoutMs: number;
+}
+
+export interface ProviderConfig {
+  name: string;
+  kind: ProviderKind;
+  baseUrl: string | null;
+  /** Name of the environment variable holding the API key (credentials never live in the file). */
+  apiKeyEnv: string | null;
+  mode: "sync" | "async" | null;
+  price: { perCallMicros: number };
+  policy: ProviderPolicy;
+  /** Optional webhook URL an async provider posts the finished job to. */
+  webhookUrl: string | null;
+  /** Adapter-specific settings (kinds other than http), passed through unvalidated here. */
+  options: Readonly<Record<string, unknown>>;
+  /** `file:line` of the entry, for start-up errors (e.g. a missing environment variable). */
+  where: string;
 }

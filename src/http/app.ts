@@ -4,6 +4,7 @@ import type { Runtime } from "../runtime.js";
 import { requireApiKeys } from "./auth.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import { assetRoutes } from "./routes/assets.js";
+import { costRoutes } from "./routes/costs.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { docsRoutes } from "./routes/docs.js";
 import { healthRoutes } from "./routes/health.js";
@@ -62,6 +63,7 @@ export async function buildApp(
   healthRoutes(app, runtime);
   productRoutes(app, runtime);
   jobRoutes(app, runtime);
+  costRoutes(app, runtime);
   assetRoutes(app, runtime);
   dashboardRoutes(app, runtime);
   renditionRoutes(app, runtime);

@@ -313,6 +313,39 @@ export const jobDetailSchema = jobSchema.extend({
   ),
 });
 
+/** `since`: an ISO 8601 date or date-time; a bad one is a 400 naming it. */
+export const costsQuerySchema = z.object({
+  since: z
+    .string()
+    .refine(
+      (value) =>
+        /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) &&
+        !Number.isNaN(Date.parse(value)),
+      {
+        error:
+          "since must be an ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z",
+      },
+    )
+    .optional()
+    .meta({ description: "only calls made at or after this moment (a date is midnight UTC)" }),
+});
+
+const costLineTotals = {
+  calls: z.int(),
+  succeeded: z.int(),
+  failed: z.int(),
+  open: z.int().meta({ description: "calls still under way (pending or submitted)" }),
+  spentMicros: z.int().meta({ description: "what succeeded calls cost, in micro-units" }),
+  inDoubt: z.int().meta({ description: "calls whose outcome is unknown, counted as spent" }),
+  inDoubtMicros: z.int().meta({ description: "in-doubt calls at their estimated cost" }),
+};
+
+export const costReportSchema = z.object({
+  since: timestamp.nullable(),
+  lines: z.array(z.object({ provider: z.string(), model: z.string(), ...costLineTotals })),
+  total: z.object(costLineTotals),
+});
+
 export const catalogueCoverageSchema = z.object({
   products: z.int(),
   completeProducts: z.int(),

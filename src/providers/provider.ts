@@ -97,7 +97,13 @@ export class ProviderCallError extends ShotlistError {
       status: 502,
       retryable: RETRYABLE_KINDS.has(kind),
       cause: options.cause,
-      extra: { provider, kind, ...(options.httpStatus ? { httpStatus: options.httpStatus } : {}) },
+      extra: {
+        provider,
+        kind,
+        ...(options.httpStatus ? { httpStatus: options.httpStatus } : {}),
+        // The worker reads extra.retryAfterMs as the floor of a job's retry delay.
+        ...(options.retryAfterMs === undefined ? {} : { retryAfterMs: options.retryAfterMs }),
+      },
     });
     this.kind = kind;
     this.provider = provider;

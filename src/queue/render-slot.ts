@@ -5,6 +5,7 @@ import { checksPassed } from "../domain/checks.js";
 import { errorMessage, ShotlistError } from "../domain/errors.js";
 import type { OutputFormat, Recipe } from "../domain/recipe.js";
 import { runChecks } from "../pipeline/checks.js";
+import { isPaidProvider, ProviderCallError, type ProviderResult } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import {
   getRecipes,
@@ -16,6 +17,7 @@ import {
 import type { Queryable } from "../store/db.js";
 import type { AttemptRecord, ClaimedJob } from "../store/jobs.js";
 import type { RenderJobPayload } from "../store/products.js";
+import { type PaidCallDeps, runPaidCall } from "./paid-call.js";
 import type { JobContext, JobHandler, JobOutcome } from "./worker.js";
 
 export const EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
@@ -29,6 +31,8 @@ export interface RenderSlotDeps {
   blobs: BlobStore;
   providers: ProviderRegistry;
   db: Queryable;
+  /** The ledger and resilience policies every paid provider's call goes through. */
+  paid: PaidCallDeps;
   /** Called for each link tried, for metrics. */
   onLinkFinished?: (event: {
     provider: string;
@@ -86,22 +90,39 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             durationMs: Date.now() - startedAt.getTime(),
           });
         };
-        let result: Awaited<ReturnType<ReturnType<ProviderRegistry["get"]>["run"]>>;
+        let result: ProviderResult;
         let references: Map<string, Buffer>;
         try {
           references = await loadReferences(deps.blobs, recipe);
-          result = await deps.providers
-            .get(recipe.provider)
-            .run({ recipe, recipeHash: hash, references }, context);
+          const provider = deps.providers.get(recipe.provider);
+          const request = { recipe, recipeHash: hash, references };
+          result = isPaidProvider(provider)
+            ? (
+                await runPaidCall(deps.paid, provider, request, {
+                  jobId: job.id,
+                  signal: context.signal,
+                })
+              ).result
+            : await provider.run(request, context);
         } catch (error) {
-          if (error instanceof ShotlistError && !error.retryable) {
-            const outcome = error.code === "cannot_make_locally" ? "cannot_make" : "error";
-            record(outcome, errorMessage(error));
-            reasons.push(`${label}: ${errorMessage(error)}`);
-            continue;
+          const stop = linkStopOf(error, job);
+          if (stop === "retry") {
+            // Retryable or unknown: the whole job is retried with backoff (the worker records it).
+            throw error;
           }
-          // Retryable or unknown: the whole job is retried with backoff (the worker records it).
-          throw error;
+          const message = errorMessage(error);
+          record(stop.outcome, message);
+          if (stop.outcome === "budget" && stop.wait) {
+            // onBudget wait: the job sleeps until the budget allows (next UTC day by default).
+            return {
+              state: "deferred",
+              reason: `${label}: ${message}`,
+              delayMs: stop.delayMs,
+              attempts,
+            };
+          }
+          reasons.push(`${label}: ${stop.reason}: ${message}`);
+          continue;
         }
         const input = recipe.references[0] ? references.get(recipe.references[0]) : undefined;
         const checks = await runChecks(result.bytes, payload.checks, recipe.output, input);
@@ -156,6 +177,50 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
       await deps.onNeedsReview?.(tx, slots, reason);
     },
   };
+}
+
+type LinkStop =
+  | "retry"
+  | { outcome: AttemptRecord["outcome"]; reason: string; wait?: boolean; delayMs: number };
+
+/**
+ * Why a link failed, as a fallback reason (issue 3 §5), or "retry" for a failure the whole job
+ * retries. A retryable provider failure on the job's last attempt moves down the chain instead:
+ * the next link can still make the slot, and a missing image is the one failure we never choose.
+ */
+function linkStopOf(error: unknown, job: ClaimedJob): LinkStop {
+  const lastAttempt = job.attempts >= job.max_attempts;
+  if (error instanceof ProviderCallError) {
+    if (error.kind === "timeout") return { outcome: "timeout", reason: "timeout", delayMs: 0 };
+    if (error.kind === "bad_output") {
+      return { outcome: "check_failed", reason: "check failed (decodes)", delayMs: 0 };
+    }
+    if (error.retryable) {
+      if (!lastAttempt) return "retry";
+      const outcome = error.kind === "rate_limited" ? "rate_limited" : "error";
+      return { outcome, reason: "provider error", delayMs: 0 };
+    }
+    return { outcome: "error", reason: "provider error", delayMs: 0 };
+  }
+  if (error instanceof ShotlistError) {
+    if (error.code === "budget_exhausted") {
+      const delayMs = Number(error.extra.retryAfterMs ?? 0);
+      return {
+        outcome: "budget",
+        reason: "budget",
+        wait: error.extra.onBudget === "wait",
+        delayMs,
+      };
+    }
+    if (error.code === "circuit_open") {
+      return { outcome: "circuit_open", reason: "circuit open", delayMs: 0 };
+    }
+    if (!error.retryable) {
+      const outcome = error.code === "cannot_make_locally" ? "cannot_make" : "error";
+      return { outcome, reason: outcome === "cannot_make" ? "cannot make" : "error", delayMs: 0 };
+    }
+  }
+  return "retry";
 }
 
 async function loadReferences(blobs: BlobStore, recipe: Recipe): Promise<Map<string, Buffer>> {

@@ -16,7 +16,12 @@ import { fullJitterDelayMs } from "./backoff.js";
 
 export type JobOutcome =
   | { state: "succeeded"; attempts: AttemptRecord[]; write?: (tx: Queryable) => Promise<void> }
-  | { state: "needs_review"; reason: string; attempts: AttemptRecord[] };
+  | { state: "needs_review"; reason: string; attempts: AttemptRecord[] }
+  /**
+   * Not now, and not a failure (a provider's daily budget is spent): the job sleeps `delayMs`
+   * and the attempt is not counted, so a job that waits for days is never given up on.
+   */
+  | { state: "deferred"; reason: string; delayMs: number; attempts: AttemptRecord[] };
 
 export interface JobContext {
   workerId: string;
@@ -142,6 +147,19 @@ export function startWorker(options: WorkerOptions): Worker {
           await outcome.write?.(tx);
         });
         finalState = "succeeded";
+      } else if (outcome.state === "deferred") {
+        await options.db.transaction(async (tx) => {
+          const next = {
+            state: "retrying" as const,
+            error: outcome.reason,
+            delayMs: outcome.delayMs,
+            refundAttempt: true,
+          };
+          if (!(await finishJob(tx, job.id, workerId, next))) throw new LeaseLost();
+          await recordAttempts(tx, job.id, job.attempts, workerId, records);
+        });
+        finalState = "deferred";
+        jobLog.info({ delayMs: outcome.delayMs }, `job deferred: ${outcome.reason}`);
       } else {
         finalState = await giveUp(job, handler, outcome.reason, records);
       }

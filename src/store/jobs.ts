@@ -119,18 +119,26 @@ export async function finishJob(
   next:
     | { state: "succeeded" }
     | { state: "needs_review" | "failed"; error: string }
-    | { state: "retrying"; error: string; delayMs: number },
+    | {
+        state: "retrying";
+        error: string;
+        delayMs: number;
+        /** The attempt does not count against max_attempts (a budget wait: nothing failed). */
+        refundAttempt?: boolean;
+      },
 ): Promise<boolean> {
   const error = next.state === "succeeded" ? null : next.error;
   const delayMs = next.state === "retrying" ? Math.round(next.delayMs) : 0;
   const finished = next.state === "retrying" ? null : "now";
+  const refund = next.state === "retrying" && next.refundAttempt === true;
   const rows = await tx.query(
     `update jobs set state = $3, last_error = $4, locked_by = null, lease_until = null,
-       run_at = case when $3 = 'retrying' then now() + $5::integer * interval '1 millisecond' else run_at end,
+       run_at = case when $3 = 'retrying' then now() + $5::bigint * interval '1 millisecond' else run_at end,
        finished_at = case when $6::text is null then null else now() end,
+       attempts = case when $7::boolean then attempts - 1 else attempts end,
        updated_at = now()
      where id = $1 and locked_by = $2 and state = 'running' returning id`,
-    [jobId, workerId, next.state, error, delayMs, finished],
+    [jobId, workerId, next.state, error, delayMs, finished, refund],
   );
   return rows.length > 0;
 }
@@ -139,7 +147,17 @@ export interface AttemptRecord {
   link: number | null;
   provider: string | null;
   recipeHash: string | null;
-  outcome: "succeeded" | "check_failed" | "error" | "cannot_make" | "lease_expired";
+  outcome:
+    | "succeeded"
+    | "check_failed"
+    | "error"
+    | "cannot_make"
+    | "lease_expired"
+    /** Fallback reasons of paid links (0007): no answer in time, daily budget, circuit open, 429. */
+    | "timeout"
+    | "budget"
+    | "circuit_open"
+    | "rate_limited";
   error: string | null;
   checks: unknown;
   startedAt: Date;
