@@ -5,12 +5,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { assetKey } from "../../src/blobs/store.js";
 import { submitProduct } from "../../src/intake/submit.js";
+import { type FakePaidProvider, startFakePaidProvider } from "../fakes/paid-provider.js";
 import { createTestRuntime, type TestRuntime, waitFor } from "../helpers/backends.js";
-import {
-  drawSyntheticCatalogue,
-  localShotList,
-  type SyntheticProduct,
-} from "../helpers/synthetic-catalogue.js";
+import { drawSyntheticCatalogue, type SyntheticProduct } from "../helpers/synthetic-catalogue.js";
 import { startWorkerFleet, type WorkerFleet } from "../helpers/worker-fleet.js";
 
 const SKUS = 200;
@@ -20,9 +17,68 @@ const KILL_EVERY_MS = 3_000;
 const CATEGORY = "home";
 /** Seed of the victims' choice; printed, so a failing run can be replayed. */
 const SEED = Number(process.env.SHOTLIST_CHAOS_SEED ?? 20_261_126);
+/** A burst of this many 429s (Retry-After 1 s) is scripted into the fake every BURST_EVERY_MS. */
+const BURST_LENGTH = 6;
+const BURST_EVERY_MS = 5_000;
+const API_KEY_ENV = "SHOTLIST_CHAOS_PROVIDER_KEY";
 
-describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", () => {
+/**
+ * Every slot: the fake paid provider first (a real HTTP call through the ledger and its
+ * policies), the local studio pipeline as the fallback. The client times out at 2.5 s; the
+ * fake's "timeout" fault holds a request 5 s, so a timed-out call is billed and in doubt.
+ */
+function chaosShotList(baseUrl: string): string {
+  const names = Array.from({ length: SLOTS }, (_, index) =>
+    index === 0 ? "hero" : `angle-${index}`,
+  );
+  const slots = names
+    .map(
+      (name, index) => `  ${name}:
+    alt: "{{title}}"
+    source: { reference: ${index} }
+    chain:
+      - provider: studio-api
+        model: studio-1
+        prompt: "{{title}} on white, studio light"
+      - provider: local
+        model: sharp
+        steps:
+          - { op: cutout }
+          - { op: crop }
+          - { op: place, fill: 0.85, background: "#ffffff" }
+    checks:
+      notBlank: { minStdDev: 4 }`,
+    )
+    .join("\n");
+  return `version: 1
+providers:
+  studio-api:
+    kind: http
+    baseUrl: ${baseUrl}
+    apiKeyEnv: ${API_KEY_ENV}
+    mode: sync
+    price: { perCallMicros: 40000 }
+    policy:
+      timeoutMs: 2500
+      retries: 2
+      retryBaseMs: 50
+      retryCapMs: 500
+      maxInlineWaitMs: 2000
+      breaker: { failures: 8, halfOpenAfterMs: 2000 }
+      concurrency: 4
+defaults:
+  output: { width: 400, height: 400, format: jpeg, quality: 82 }
+slots:
+${slots}
+categories:
+  ${CATEGORY}:
+    slots: [${names.join(", ")}]
+`;
+}
+
+describe("chaos: 600 jobs over 200 SKUs, worker processes SIGKILLed, a paid provider failing", () => {
   let env: TestRuntime;
+  let fake: FakePaidProvider;
   let products: SyntheticProduct[];
   let fleet: WorkerFleet | undefined;
   let configDir: string;
@@ -36,10 +92,32 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
       skuPrefix: "CHAOS",
       seed: SEED,
     });
+    fake = await startFakePaidProvider({
+      faults: {
+        // ≥ 20% 5xx; 429s (and more in scripted bursts); timeouts and hangs (no answer: in
+        // doubt); corrupt and blank images (billed, rejected, the chain moves on); slow answers.
+        rates: {
+          // The scripted 429 bursts dilute these rates: 28% of draws is ~23% of all requests.
+          "500": 0.17,
+          "503": 0.11,
+          "429": 0.05,
+          timeout: 0.03,
+          hang: 0.01,
+          corrupt: 0.05,
+          blank: 0.03,
+          slow: 0.05,
+        },
+        retryAfterSeconds: 1,
+        timeoutMs: 5_000,
+        slowMs: 300,
+        seed: SEED,
+      },
+    });
     configDir = mkdtempSync(join(tmpdir(), "shotlist-chaos-config-"));
     configPath = join(configDir, "shots.yaml");
-    writeFileSync(configPath, localShotList({ category: CATEGORY, slots: SLOTS, sidePx: 400 }));
+    writeFileSync(configPath, chaosShotList(fake.url));
     env = await createTestRuntime("postgres", {
+      [API_KEY_ENV]: fake.apiKey,
       SHOTLIST_CONFIG: configPath,
       SHOTLIST_LEASE_MS: "3000",
       SHOTLIST_MAX_ATTEMPTS: "10",
@@ -48,6 +126,7 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
   after(async () => {
     await fleet?.stop();
     await env?.cleanup();
+    await fake?.close();
     rmSync(configDir, { recursive: true, force: true });
   });
 
@@ -57,6 +136,7 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
       count: WORKERS,
       seed: SEED,
       env: {
+        [API_KEY_ENV]: fake.apiKey,
         SHOTLIST_DATABASE_URL: env.databaseUrl ?? "",
         SHOTLIST_DATA_DIR: env.dataDir,
         SHOTLIST_CONFIG: configPath,
@@ -69,6 +149,11 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
     // Workers start, claim and get killed while the catalogue is still coming in.
     await fleet.ready();
     fleet.startChaos(KILL_EVERY_MS);
+    let bursts = 0;
+    const burster = setInterval(() => {
+      fake.script(...Array.from({ length: BURST_LENGTH }, () => "429" as const));
+      bursts++;
+    }, BURST_EVERY_MS);
     for (const product of products) await submitProduct(env.runtime.intake, product);
     const db = env.runtime.db;
     try {
@@ -93,6 +178,8 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
       );
       t.diagnostic(fleet.output().slice(-8000));
       throw error;
+    } finally {
+      clearInterval(burster);
     }
     await fleet.stopChaos();
     const elapsedS = (Date.now() - started) / 1000;
@@ -148,6 +235,50 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
       `select a.sha256, a.ext from product_slots s join assets a on a.id = s.asset_id
        where s.state = 'published'`,
     );
+    const byLink = await db.query<{ link: number; n: number }>(
+      `select a.link, count(*)::integer as n from product_slots s join assets a on a.id = s.asset_id
+       where s.state = 'published' group by a.link order by a.link`,
+    );
+
+    // The bill against the ledger. The fake bills a generation once it starts (a status fault
+    // is not billed), keyed by Idempotency-Key = the ledger row's id.
+    const calls = await db.query<{ id: string; recipe_hash: string; state: string }>(
+      "select id, recipe_hash, state from provider_calls",
+    );
+    const billedKeys = fake.billedKeys();
+    const billed = new Set(billedKeys);
+    const rowOf = new Map(calls.map((call) => [call.id, call]));
+    const succeeded = calls.filter((call) => call.state === "succeeded");
+    const inDoubt = calls.filter((call) => call.state === "in_doubt");
+    const open = calls.filter((call) => call.state === "pending" || call.state === "submitted");
+    const unknownCharges = billedKeys.filter((key) => {
+      const state = rowOf.get(key)?.state;
+      return state !== "succeeded" && state !== "in_doubt";
+    });
+    const unbilledSuccesses = succeeded.filter((call) => !billed.has(call.id));
+    const perRecipe = new Map<string, { billed: number; succeeded: number; inDoubt: number }>();
+    for (const call of calls) {
+      const entry = perRecipe.get(call.recipe_hash) ?? { billed: 0, succeeded: 0, inDoubt: 0 };
+      if (billed.has(call.id)) entry.billed++;
+      if (call.state === "succeeded") entry.succeeded++;
+      if (call.state === "in_doubt") entry.inDoubt++;
+      perRecipe.set(call.recipe_hash, entry);
+    }
+    const billedTwice = [...perRecipe.values()].filter((entry) => entry.billed > 1);
+    const paidTwiceWithoutDoubt = billedTwice.filter(
+      (entry) => entry.succeeded > 1 || entry.billed - 1 > entry.inDoubt,
+    );
+    const faults = new Map<string, number>();
+    let generations = 0;
+    for (const request of fake.requests) {
+      if (request.fault === null) continue;
+      generations++;
+      faults.set(request.fault, (faults.get(request.fault) ?? 0) + 1);
+    }
+    const faultCount = (...kinds: string[]) =>
+      kinds.reduce((sum, kind) => sum + (faults.get(kind) ?? 0), 0);
+    const share5xx = faultCount("500", "503") / Math.max(1, generations);
+
     t.diagnostic(
       `seed ${SEED}; ${WORKERS} workers, ${fleet.kills()} SIGKILLs (one every ${KILL_EVERY_MS} ms), ${fleet.all().length} processes started; ${elapsedS.toFixed(1)} s`,
     );
@@ -155,7 +286,18 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
       `jobs ${jobs?.total}: ${jobs?.succeeded} succeeded, ${jobs?.needsReview} needs_review, ${jobs?.takenOver} taken over after a killed worker's lease, at most ${jobs?.maxAttempts} attempts`,
     );
     t.diagnostic(
-      `slots ${slots?.total}: ${slots?.published} published, ${slots?.review} in review; SKUs ${skus?.total}`,
+      `slots ${slots?.total}: ${slots?.published} published (${byLink.map((row) => `link ${row.link}: ${row.n}`).join(", ")}), ${slots?.review} in review; SKUs ${skus?.total}`,
+    );
+    t.diagnostic(
+      `fake provider: ${generations} generation requests; faults ${[...faults.entries()]
+        .sort()
+        .map(([kind, n]) => `${kind} ${n}`)
+        .join(
+          ", ",
+        )}; 5xx share ${(share5xx * 100).toFixed(1)}%; ${bursts} scripted bursts of ${BURST_LENGTH} × 429`,
+    );
+    t.diagnostic(
+      `billing: ${billedKeys.length} billable at the fake; ledger ${calls.length} rows: ${succeeded.length} succeeded + ${inDoubt.length} in doubt = ${succeeded.length + inDoubt.length}, ${calls.length - succeeded.length - inDoubt.length - open.length} failed, ${open.length} open; ${billedTwice.length} recipes billed twice (each through an in-doubt call)`,
     );
 
     assert.equal(jobs?.total, SKUS * SLOTS, "one render job per slot: none lost, none doubled");
@@ -178,6 +320,30 @@ describe("chaos: 600 jobs over 200 SKUs while worker processes are SIGKILLed", (
         `published asset ${asset.sha256} has its bytes`,
       );
     }
+    // The faults really happened.
+    assert.ok(share5xx >= 0.2, `at least 20% of generations answered 5xx (${share5xx})`);
+    assert.ok(faultCount("429") >= BURST_LENGTH, "429s were served, bursts included");
+    assert.ok(faultCount("timeout", "hang") > 0, "some calls got no answer");
+    assert.ok(faultCount("corrupt", "blank") > 0, "some images were corrupt or blank");
+    // No charge the ledger does not know; no recipe paid twice except through an in-doubt call.
+    assert.equal(billed.size, billedKeys.length, "the fake bills a key at most once");
+    assert.deepEqual(unknownCharges, [], "every charge is a succeeded or in-doubt ledger row");
+    assert.deepEqual(
+      unbilledSuccesses.map((call) => call.id),
+      [],
+      "every succeeded ledger row was billed (once)",
+    );
+    assert.ok(
+      billedKeys.length <= succeeded.length + inDoubt.length,
+      "billable ≤ succeeded + in doubt",
+    );
+    assert.deepEqual(paidTwiceWithoutDoubt, [], "a recipe billed twice has an in-doubt call");
+    assert.deepEqual(
+      open.map((call) => call.id),
+      [],
+      "no ledger row is left pending or submitted",
+    );
+    assert.ok(inDoubt.length > 0, "calls without an answer were recorded in doubt");
     assert.ok(fleet.kills() >= 5, `the chaos killed workers (${fleet.kills()})`);
     assert.ok((jobs?.takenOver ?? 0) > 0, "killed workers held jobs that others took over");
     const codes = await fleet.stop();
