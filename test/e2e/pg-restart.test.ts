@@ -8,11 +8,14 @@ import { submitProduct } from "../../src/intake/submit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createRuntime } from "../../src/runtime.js";
 import type { Queryable } from "../../src/store/db.js";
+import { startFakePaidProvider } from "../fakes/paid-provider.js";
 import { waitFor } from "../helpers/backends.js";
+import { assertBillReconciles, reconcileBill } from "../helpers/ledger-reconciliation.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../helpers/private-postgres.js";
 import {
   drawSyntheticCatalogue,
   localShotList,
+  paidShotList,
   type SyntheticProduct,
 } from "../helpers/synthetic-catalogue.js";
 import { startWorkerFleet } from "../helpers/worker-fleet.js";
@@ -20,6 +23,7 @@ import { startWorkerFleet } from "../helpers/worker-fleet.js";
 const PRODUCTS = 16;
 const SLOTS = 3;
 const CATEGORY = "home";
+const API_KEY_ENV = "SHOTLIST_RESTART_PROVIDER_KEY";
 
 /** Job and slot figures of a run, in one query. */
 async function runFigures(db: Queryable) {
@@ -79,13 +83,39 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
     await server?.destroy();
   });
 
-  for (const mode of ["fast", "immediate"] as const) {
-    it(`keeps its workers, which reconnect and finish every job (pg_ctl stop -m ${mode}, then start)`, async (t) => {
-      const databaseUrl = await server.createDatabase(`restart_${mode}`);
+  const cases = [
+    { mode: "fast", paid: false },
+    { mode: "immediate", paid: false },
+    { mode: "fast", paid: true },
+  ] as const;
+  for (const { mode, paid } of cases) {
+    const title = paid
+      ? `records paid calls cut off by the outage in doubt, and the bill reconciles (pg_ctl stop -m ${mode}, then start)`
+      : `keeps its workers, which reconnect and finish every job (pg_ctl stop -m ${mode}, then start)`;
+    it(title, async (t) => {
+      const databaseUrl = await server.createDatabase(`restart_${mode}_${paid ? "paid" : "local"}`);
       const dataDir = mkdtempSync(join(tmpdir(), "shotlist-restart-"));
       const configPath = join(dataDir, "shots.yaml");
-      writeFileSync(configPath, localShotList({ category: CATEGORY, slots: SLOTS, sidePx: 400 }));
+      // Paid: every call answers after 1.5 s, so the calls open when the server stops are
+      // still waiting for their answer; their ledger rows cannot be closed until it is back.
+      const fake = paid
+        ? await startFakePaidProvider({ faults: { rates: { slow: 1 }, slowMs: 1_500 } })
+        : undefined;
+      writeFileSync(
+        configPath,
+        fake
+          ? paidShotList({
+              category: CATEGORY,
+              slots: SLOTS,
+              sidePx: 400,
+              baseUrl: fake.url,
+              apiKeyEnv: API_KEY_ENV,
+              timeoutMs: 4_000,
+            })
+          : localShotList({ category: CATEGORY, slots: SLOTS, sidePx: 400 }),
+      );
       const env = {
+        ...(fake ? { [API_KEY_ENV]: fake.apiKey } : {}),
         SHOTLIST_DATABASE_URL: databaseUrl,
         SHOTLIST_DATA_DIR: dataDir,
         SHOTLIST_CONFIG: configPath,
@@ -108,7 +138,14 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
         const under = await waitFor(
           async () => {
             const figures = await runFigures(runtime.db);
-            return figures.succeeded >= 3 && figures;
+            if (figures.succeeded < 3) return false;
+            if (!fake) return figures;
+            // A call opened in the last half second is certainly still waiting for its answer.
+            const [young] = await runtime.db.query<{ n: number }>(
+              `select count(*)::integer as n from provider_calls
+               where state = 'pending' and created_at > now() - interval '500 milliseconds'`,
+            );
+            return (young?.n ?? 0) > 0 && figures;
           },
           "the run to be under way",
           120_000,
@@ -124,6 +161,21 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
           30_000,
           50,
         );
+        if (fake) {
+          // Stay down until a paid call has been answered into the outage: its worker could
+          // not close the ledger row (nor record the job's failure), so the row stays pending.
+          await waitFor(
+            async () =>
+              fleet
+                .current()
+                .some((worker) =>
+                  /could not record the job's failure/.test(worker.process.output()),
+                ),
+            "a worker to hold an answered paid call it cannot record",
+            30_000,
+            50,
+          );
+        }
         await server.start();
         const [restart] = await waitFor(
           tolerant(() => runtime.db.query<{ at: Date }>("select now() as at")),
@@ -167,6 +219,12 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
         assert.equal(done.slots, PRODUCTS * SLOTS);
         assert.equal(done.published, done.slots, "every slot is published");
         assert.ok((afterRestart?.finished ?? 0) > 0, "workers finished jobs after the restart");
+        if (fake) {
+          const bill = await reconcileBill(runtime.db, fake);
+          t.diagnostic(`billing: ${bill.summary}`);
+          assertBillReconciles(bill);
+          assert.ok(bill.inDoubt > 0, "a call cut off by the outage is in doubt");
+        }
       } catch (error) {
         t.diagnostic(fleet.output().slice(-6000));
         t.diagnostic(server.log().slice(-3000));
@@ -176,6 +234,7 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
         // A failure while it was down must not leave the next case without a server.
         if (!server.running()) await server.start();
         await runtime.close();
+        await fake?.close();
         rmSync(dataDir, { recursive: true, force: true });
       }
       assert.deepEqual(exitCodes, [0, 0], "both workers stopped cleanly on SIGTERM");

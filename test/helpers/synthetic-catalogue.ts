@@ -130,3 +130,69 @@ categories:
     slots: [${names.join(", ")}]
 `;
 }
+
+export interface PaidShotListOptions {
+  category: string;
+  slots: number;
+  sidePx: number;
+  /** Base URL of the fake paid provider (test/fakes/paid-provider.ts). */
+  baseUrl: string;
+  /** Environment variable the API key is read from. */
+  apiKeyEnv: string;
+  /** The paid call's timeout; a pending call is held this plus 5 s before it is in doubt. */
+  timeoutMs: number;
+}
+
+/**
+ * Every slot: the generic `http` provider `studio-api` first (a real HTTP call through the
+ * ledger and its policies), the local studio pipeline (slot n from reference photo n) as the
+ * fallback. Short retry delays and a breaker that tolerates a fault mix keep runs quick.
+ */
+export function paidShotList(options: PaidShotListOptions): string {
+  const names = Array.from({ length: options.slots }, (_, index) =>
+    index === 0 ? "hero" : `angle-${index}`,
+  );
+  const slots = names
+    .map(
+      (name, index) => `  ${name}:
+    alt: "{{title}}"
+    source: { reference: ${index} }
+    chain:
+      - provider: studio-api
+        model: studio-1
+        prompt: "{{title}} on white, studio light"
+      - provider: local
+        model: sharp
+        steps:
+          - { op: cutout }
+          - { op: crop }
+          - { op: place, fill: 0.85, background: "#ffffff" }
+    checks:
+      notBlank: { minStdDev: 4 }`,
+    )
+    .join("\n");
+  return `version: 1
+providers:
+  studio-api:
+    kind: http
+    baseUrl: ${options.baseUrl}
+    apiKeyEnv: ${options.apiKeyEnv}
+    mode: sync
+    price: { perCallMicros: 40000 }
+    policy:
+      timeoutMs: ${options.timeoutMs}
+      retries: 2
+      retryBaseMs: 50
+      retryCapMs: 500
+      maxInlineWaitMs: 2000
+      breaker: { failures: 8, halfOpenAfterMs: 2000 }
+      concurrency: 4
+defaults:
+  output: { width: ${options.sidePx}, height: ${options.sidePx}, format: jpeg, quality: 82 }
+slots:
+${slots}
+categories:
+  ${options.category}:
+    slots: [${names.join(", ")}]
+`;
+}
