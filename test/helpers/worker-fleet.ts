@@ -33,7 +33,10 @@ export interface WorkerFleet {
   /** Kills a random worker every `everyMs` until `stopChaos()` (a tick with none ready skips). */
   startChaos(everyMs: number): void;
   stopChaos(): Promise<void>;
-  /** SIGTERM to every live worker; resolves with their exit codes. Kills the chaos first. */
+  /**
+   * Ends the chaos, lets starting workers finish starting, then SIGTERM to every live worker;
+   * resolves with their exit codes (0 = a clean stop).
+   */
   stop(): Promise<(number | null)[]>;
   /** The output (stdout + stderr) of every worker ever started, labelled by pid. */
   output(): string;
@@ -108,6 +111,15 @@ export function startWorkerFleet(options: WorkerFleetOptions): WorkerFleet {
     async stop() {
       await this.stopChaos();
       stopped = true;
+      // A worker still booting has no SIGTERM handler yet and would die of the signal: let the
+      // successors of the last victims finish starting, so every exit code says something.
+      await waitFor(
+        async () =>
+          places.every((worker) => isReady(worker) || worker.process.child.exitCode !== null),
+        "the workers to finish starting before they are stopped",
+        60_000,
+        50,
+      );
       for (const worker of places) {
         if (worker.process.child.exitCode === null) worker.process.child.kill("SIGTERM");
       }
