@@ -37,6 +37,7 @@ function benchScripts(): BenchScript[] {
       timeoutMs: (30 + Math.ceil(skus / 3)) * 60_000,
     },
     { name: "webhooks", args: [], timeoutMs: 10 * 60_000 },
+    { name: "ledger", args: [], timeoutMs: 10 * 60_000 },
   ];
 }
 

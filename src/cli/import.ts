@@ -112,8 +112,18 @@ export async function importCatalogue(
         const plans = planWithoutReferences(product, deps);
         report.accepted++;
         report.jobsCreated += plans.length;
-        for (const plan of plans)
-          countPlan(report, plan.slot, plan.links[0]?.recipe.provider ?? "?", 0);
+        for (const plan of plans) {
+          // The first link's price: what the slot costs when nothing falls back.
+          const first = plan.links[0];
+          const costMicros = first
+            ? deps.providers.get(first.recipe.provider).estimateCostMicros({
+                recipe: first.recipe,
+                recipeHash: first.recipeHash,
+                references: new Map(),
+              })
+            : 0;
+          countPlan(report, plan.slot, first?.recipe.provider ?? "?", costMicros);
+        }
         if (report.accepted <= 20) {
           print(
             `plan ${product.sku} (${product.category}): ${plans.map((plan) => plan.slot).join(", ")}`,

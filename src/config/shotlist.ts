@@ -70,7 +70,16 @@ const slotSchema = z.strictObject({
   output: outputSchema.optional(),
 });
 
-const slotOverrideSchema = slotSchema.partial();
+// Written out, not slotSchema.partial(): zod 4 applies a field's default even when the field is
+// optional, so a partial override that named only `chain` replaced the slot's checks with {}.
+const slotOverrideSchema = z.strictObject({
+  alt: z.string().max(500).optional(),
+  required: z.boolean().optional(),
+  source: sourceSchema.optional(),
+  chain: z.array(linkSchema).min(1, "at least one way of making the slot").optional(),
+  checks: checksSchema.optional(),
+  output: outputSchema.optional(),
+});
 
 const positiveMs = z.number().int().min(1).max(86_400_000);
 
@@ -130,10 +139,7 @@ const fileSchema = z.strictObject({
   version: z.literal(1),
   providers: z
     .record(
-      z
-        .string()
-        .regex(NAME, "a provider name: lowercase letters, digits and '-'")
-        .refine((name) => name !== "local", "local is built in and cannot be configured"),
+      z.string().regex(NAME, "a provider name: lowercase letters, digits and '-'"),
       providerSchema,
     )
     .default({}),
@@ -237,6 +243,19 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
   const providers = new Map<string, ProviderConfig>();
   for (const [name, entry] of Object.entries(file.providers)) {
     const line = lineOf(document, lineCounter, ["providers", name]);
+    if (name === "local") {
+      throw new ShotlistError(
+        "invalid_config",
+        `${origin}:${line}: at providers.local: local is built in and cannot be configured; name your provider otherwise`,
+        { extra: { file: origin, line } },
+      );
+    }
+    const lines = Object.fromEntries(
+      Object.keys(entry).map((key) => [
+        key,
+        lineOf(document, lineCounter, ["providers", name, key]),
+      ]),
+    );
     providers.set(name, {
       name,
       kind: entry.kind,
@@ -247,7 +266,7 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
       policy: entry.policy,
       webhookUrl: entry.webhookUrl ?? null,
       options: entry.options,
-      where: `${origin}:${line}: at providers.${name}`,
+      where: (key) => `${origin}:${lines[key] ?? line}: at providers.${name}.${key}`,
     });
   }
   return { origin, categories, providers };

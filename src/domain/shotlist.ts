@@ -87,6 +87,6 @@ export interface ProviderConfig {
   webhookUrl: string | null;
   /** Adapter-specific settings (kinds other than http), passed through unvalidated here. */
   options: Readonly<Record<string, unknown>>;
-  /** `file:line` of the entry, for start-up errors (e.g. a missing environment variable). */
-  where: string;
+  /** "file:line: at providers.<name>.<key>" for start-up errors (e.g. a missing variable). */
+  where: (key: string) => string;
 }

@@ -2,6 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import { catalogueCoverage } from "../store/coverage.js";
 import type { Queryable } from "../store/db.js";
 import { queueDepth } from "../store/jobs.js";
+import { costReport } from "../store/provider-calls.js";
 
 export interface Metrics {
   registry: Registry;
@@ -80,6 +81,22 @@ export function createMetrics(db: Queryable): Metrics {
       this.reset();
       for (const row of await queueDepth(db)) {
         if (row.oldestAgeSeconds !== null) this.set({ state: row.state }, row.oldestAgeSeconds);
+      }
+    },
+  });
+  new Gauge({
+    name: "shotlist_provider_spend_today_micros",
+    help: "Paid-provider spend this UTC day from the call ledger: spent = succeeded calls at cost, in_doubt = calls of unknown outcome at estimate",
+    labelNames: ["provider", "model", "kind"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const now = new Date();
+      const day = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+      for (const line of (await costReport(db, day)).lines) {
+        const labels = { provider: line.provider, model: line.model };
+        this.set({ ...labels, kind: "spent" }, line.spentMicros);
+        this.set({ ...labels, kind: "in_doubt" }, line.inDoubtMicros);
       }
     },
   });

@@ -59,7 +59,7 @@ export function buildProviderRegistry(
     const factory = factories[config.kind];
     if (!factory) {
       problems.push(
-        `${config.where}.kind: the ${config.kind} adapter is not available in this build (available: ${Object.keys(factories).join(", ")})`,
+        `${config.where("kind")}: the ${config.kind} adapter is not available in this build (available: ${Object.keys(factories).join(", ")})`,
       );
       continue;
     }
@@ -68,7 +68,7 @@ export function buildProviderRegistry(
       apiKey = options.env[config.apiKeyEnv];
       if (!apiKey) {
         problems.push(
-          `${config.where}.apiKeyEnv: environment variable ${config.apiKeyEnv} is not set (the API key is read from it)`,
+          `${config.where("apiKeyEnv")}: environment variable ${config.apiKeyEnv} is not set (the API key is read from it)`,
         );
         continue;
       }

@@ -70,8 +70,9 @@ export interface PaidCallResult {
  *
  * Throws: ProviderCallError (the provider's failure; `timeout` = a sync call whose outcome is
  * unknown, recorded in doubt), ShotlistError `budget_exhausted` (extra.onBudget, retryAfterMs),
- * `circuit_open`, or `provider_call_in_progress` (retryable: another worker holds the call, or
- * an async job is still running).
+ * `circuit_open`, `provider_call_in_progress` (another worker holds this recipe's call until
+ * its deadline; extra.retryAfterMs), or a retryable `provider_error` (an async job still
+ * running, or its polls failing: the next attempt resumes polling).
  */
 export async function runPaidCall(
   deps: PaidCallDeps,
@@ -284,7 +285,7 @@ async function pollToEnd(
       failures++;
       if (failures > policy.retries) {
         throw new ShotlistError(
-          "provider_call_in_progress",
+          "provider_error",
           `${provider.name}: polling job ${externalId} failed ${failures} times (${errorMessage(error)}); the next attempt resumes polling`,
           { status: 503, retryable: true, extra: { retryAfterMs: policy.pollIntervalMs } },
         );
@@ -301,7 +302,7 @@ async function pollToEnd(
     }
     if (Date.now() > deadline) {
       throw new ShotlistError(
-        "provider_call_in_progress",
+        "provider_error",
         `${provider.name}: job ${externalId} still running after ${policy.asyncTimeoutMs} ms; the next attempt resumes polling`,
         { status: 503, retryable: true, extra: { retryAfterMs: policy.pollIntervalMs } },
       );

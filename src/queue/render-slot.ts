@@ -112,8 +112,9 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
           }
           const message = errorMessage(error);
           record(stop.outcome, message);
-          if (stop.outcome === "budget" && stop.wait) {
-            // onBudget wait: the job sleeps until the budget allows (next UTC day by default).
+          if (stop.wait) {
+            // onBudget wait (the budget allows again at the next UTC day by default), or another
+            // worker's call of this recipe under way until its deadline: not a failure.
             return {
               state: "deferred",
               reason: `${label}: ${message}`,
@@ -211,6 +212,10 @@ function linkStopOf(error: unknown, job: ClaimedJob): LinkStop {
         wait: error.extra.onBudget === "wait",
         delayMs,
       };
+    }
+    if (error.code === "provider_call_in_progress") {
+      const delayMs = Number(error.extra.retryAfterMs ?? 0);
+      return { outcome: "deferred", reason: "call in progress", wait: true, delayMs };
     }
     if (error.code === "circuit_open") {
       return { outcome: "circuit_open", reason: "circuit open", delayMs: 0 };

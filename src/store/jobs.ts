@@ -157,7 +157,9 @@ export interface AttemptRecord {
     | "timeout"
     | "budget"
     | "circuit_open"
-    | "rate_limited";
+    | "rate_limited"
+    /** The job was put back without counting the attempt (budget wait, call held elsewhere). */
+    | "deferred";
   error: string | null;
   checks: unknown;
   startedAt: Date;

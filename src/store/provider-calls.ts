@@ -181,6 +181,23 @@ export async function listCalls(db: Queryable, recipeHash: string): Promise<Prov
   );
 }
 
+/**
+ * Ids of a provider's calls in the given states: what a reconciliation with the provider's
+ * invoice (or a fake's billed Idempotency-Keys) compares against. Every billed key must be a
+ * `succeeded` or `in_doubt` row; every `succeeded` row must be billed.
+ */
+export async function callIdsByState(
+  db: Queryable,
+  provider: string,
+  states: readonly ProviderCallState[],
+): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    "select id from provider_calls where provider = $1 and state = any($2::text[]) order by created_at",
+    [provider, states],
+  );
+  return rows.map((row) => row.id);
+}
+
 /** Milliseconds until the next UTC midnight, when the daily budget starts again. */
 export function msUntilNextUtcDay(now: Date = new Date()): number {
   const next = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);

@@ -294,6 +294,8 @@ for (const backend of BACKENDS) {
         ["get", "/v1/jobs/{id}", `/v1/jobs/${jobId}`],
         ["get", "/v1/jobs/{id}", "/v1/jobs/abc"],
         ["get", "/v1/coverage", "/v1/coverage"],
+        ["get", "/v1/costs", "/v1/costs?since=2026-01-01"],
+        ["get", "/v1/costs", "/v1/costs?since=last-week"],
         ["get", "/v1/assets/{id}", "/v1/assets/999999"],
         ["get", "/v1/keys", "/v1/keys"],
         ["get", "/healthz", "/healthz"],
