@@ -43,6 +43,8 @@ export interface WorkerFleet {
 }
 
 const isReady = (worker: FleetWorker) => /worker \S+ running/.test(worker.process.output());
+const hasExited = (worker: FleetWorker) =>
+  worker.process.child.exitCode !== null || worker.process.child.signalCode !== null;
 
 /** Starts `count` worker processes (`shotlist worker` from source) and keeps that many alive. */
 export function startWorkerFleet(options: WorkerFleetOptions): WorkerFleet {
@@ -114,14 +116,13 @@ export function startWorkerFleet(options: WorkerFleetOptions): WorkerFleet {
       // A worker still booting has no SIGTERM handler yet and would die of the signal: let the
       // successors of the last victims finish starting, so every exit code says something.
       await waitFor(
-        async () =>
-          places.every((worker) => isReady(worker) || worker.process.child.exitCode !== null),
+        async () => places.every((worker) => isReady(worker) || hasExited(worker)),
         "the workers to finish starting before they are stopped",
         60_000,
         50,
       );
       for (const worker of places) {
-        if (worker.process.child.exitCode === null) worker.process.child.kill("SIGTERM");
+        if (!hasExited(worker)) worker.process.child.kill("SIGTERM");
       }
       return Promise.all(places.map((worker) => worker.process.exited));
     },
