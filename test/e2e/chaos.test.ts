@@ -203,6 +203,10 @@ describe("chaos: 600 jobs over 200 SKUs, worker processes SIGKILLed, a paid prov
        where s.state = 'published' group by a.link order by a.link`,
     );
 
+    const outcomes = await db.query<{ outcome: string; n: number }>(
+      `select outcome, count(*)::integer as n from job_attempts a join jobs j on j.id = a.job_id
+       where j.kind = 'render' group by outcome order by outcome`,
+    );
     const bill = await reconcileBill(db, fake);
     const faults = new Map<string, number>();
     let generations = 0;
@@ -220,6 +224,9 @@ describe("chaos: 600 jobs over 200 SKUs, worker processes SIGKILLed, a paid prov
     );
     t.diagnostic(
       `jobs ${jobs?.total}: ${jobs?.succeeded} succeeded, ${jobs?.needsReview} needs_review, ${jobs?.takenOver} taken over after a killed worker's lease, at most ${jobs?.maxAttempts} attempts`,
+    );
+    t.diagnostic(
+      `attempt records by outcome: ${outcomes.map((row) => `${row.outcome} ${row.n}`).join(", ")}`,
     );
     t.diagnostic(
       `slots ${slots?.total}: ${slots?.published} published (${byLink.map((row) => `link ${row.link}: ${row.n}`).join(", ")}), ${slots?.review} in review; SKUs ${skus?.total}`,
