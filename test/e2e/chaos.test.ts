@@ -113,7 +113,14 @@ describe("chaos: 600 jobs over 200 SKUs, worker processes SIGKILLed, a paid prov
     await fleet.ready();
     fleet.startChaos(KILL_EVERY_MS);
     let bursts = 0;
+    let burstScriptedAt = 0;
+    const generationRequests = () =>
+      fake.requests.filter((request) => request.fault !== null).length;
     const burster = setInterval(() => {
+      // Scripted faults are served before any draw: a new burst only once the last one has been
+      // served, or bursts would pile up while few requests come in and 429 every call for long.
+      if (bursts > 0 && generationRequests() < burstScriptedAt + BURST_LENGTH) return;
+      burstScriptedAt = generationRequests();
       fake.script(...Array.from({ length: BURST_LENGTH }, () => "429" as const));
       bursts++;
     }, BURST_EVERY_MS);
