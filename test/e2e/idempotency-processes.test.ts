@@ -81,6 +81,17 @@ describe("20 concurrent requests with one Idempotency-Key across two API process
         assert.equal(response.text, winner.text, "replayed byte for byte");
       }
     }
+    // Once the winner has answered, a retry on either process gets its stored response.
+    for (const server of servers) {
+      const retry = await fetch(`${server.url}/v1/products`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json", "idempotency-key": "fleet-1" },
+        body,
+      });
+      assert.equal(retry.headers.get("idempotent-replayed"), "true");
+      assert.equal(retry.status, winner.status);
+      assert.equal(await retry.text(), winner.text, "replayed byte for byte");
+    }
     const [afterRace] = await env.runtime.db.query<{ products: number; keys: number }>(
       `select (select count(*)::integer from products) as products,
               (select count(*)::integer from idempotency_keys) as keys`,
