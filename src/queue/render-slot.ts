@@ -220,6 +220,11 @@ function linkStopOf(error: unknown, job: ClaimedJob): LinkStop {
     if (error.code === "circuit_open") {
       return { outcome: "circuit_open", reason: "circuit open", delayMs: 0 };
     }
+    if (error.code === "provider_error" && error.retryable && lastAttempt) {
+      // E.g. an async job still running at the provider on the last attempt: the next link
+      // can still make the slot (the open call stays in the ledger, counted at its estimate).
+      return { outcome: "error", reason: "provider error", delayMs: 0 };
+    }
     if (!error.retryable) {
       const outcome = error.code === "cannot_make_locally" ? "cannot_make" : "error";
       return { outcome, reason: outcome === "cannot_make" ? "cannot make" : "error", delayMs: 0 };

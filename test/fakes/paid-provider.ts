@@ -16,13 +16,14 @@ import sharp, { type Sharp } from "sharp";
  * Idempotency-Key already billed replays the first answer and is not billed again.
  *
  * Faults (in-process `setFaults`/`script`, or `POST /_fake/faults` with the same JSON):
- * `500`, `503`, `429` (with Retry-After), `timeout` (holds the request `timeoutMs` then drops
+ * `401`, `500`, `503`, `429` (with Retry-After), `timeout` (holds the request `timeoutMs` then drops
  * the connection), `hang` (never answers), `corrupt` (truncated image bytes), `blank` (an all
  * white image), `slow` (succeeds after `slowMs`), `ok`. A script is consumed first, one fault
  * per generation request; then `rates` draw with a seeded generator (reproducible runs).
  */
 export type FakeFault =
   | "ok"
+  | "401"
   | "500"
   | "503"
   | "429"
@@ -255,7 +256,7 @@ export async function startFakePaidProvider(
     headers: Record<string, string> = {},
   ) => sendJson(response, status, { error: { code, message } }, headers);
 
-  /** 429/500/503 faults are answered before any work: not billed. */
+  /** 401/429/500/503 faults are answered before any work: not billed. */
   const answerStatusFault = (response: ServerResponse, fault: FakeFault): boolean => {
     const retryAfter = String(plan.retryAfterSeconds ?? 1);
     if (fault === "429") {
@@ -264,6 +265,11 @@ export async function startFakePaidProvider(
     }
     if (fault === "503") {
       sendError(response, 503, "unavailable", "overloaded", { "retry-after": retryAfter });
+      return true;
+    }
+    if (fault === "401") {
+      // As when a key is revoked mid-run: refused before any work.
+      sendError(response, 401, "unauthorized", "the API key was revoked");
       return true;
     }
     if (fault === "500") {

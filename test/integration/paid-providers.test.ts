@@ -33,7 +33,7 @@ const API_KEY = "sk_test_paid_providers";
 const PRICE = 40_000;
 
 /** Provider name → its policy (YAML flow mapping) and mode; each gets a fake of its own. */
-const PROVIDERS: Record<string, { mode: "sync" | "async"; policy: string }> = {
+const PROVIDERS: Record<string, { mode: "sync" | "async"; policy: string; noLocal?: true }> = {
   "studio-sync": { mode: "sync", policy: "{ retryBaseMs: 10, retryCapMs: 50 }" },
   "studio-async": { mode: "async", policy: "{ pollIntervalMs: 20, retryBaseMs: 10 }" },
   "studio-crash": { mode: "sync", policy: "{ retryBaseMs: 10 }" },
@@ -51,6 +51,15 @@ const PROVIDERS: Record<string, { mode: "sync" | "async"; policy: string }> = {
     policy: `{ dailyBudgetMicros: ${PRICE}, onBudget: wait, budgetRetryMs: 3600000 }`,
   },
   "studio-timeout": { mode: "sync", policy: "{ timeoutMs: 400, retries: 0 }" },
+  "studio-review": {
+    mode: "sync",
+    policy: "{ dailyBudgetMicros: 0, onBudget: fallback }",
+    noLocal: true,
+  },
+  "studio-down": {
+    mode: "sync",
+    policy: "{ retries: 0, breaker: { failures: 100, halfOpenAfterMs: 1000 } }",
+  },
 };
 
 const LOCAL_LINK = `{ provider: local, model: sharp, steps: [{ op: cutout }, { op: crop }, { op: place, fill: 0.85, background: "#ffffff" }] }`;
@@ -62,10 +71,10 @@ function shotListYaml(fakes: Map<string, FakePaidProvider>): string {
         `  ${name}: { kind: http, baseUrl: "${fakes.get(name)?.url}", apiKeyEnv: STUDIO_API_KEY, mode: ${mode}, price: { perCallMicros: ${PRICE} }, policy: ${policy} }`,
     )
     .join("\n");
-  const categories = Object.keys(PROVIDERS)
+  const categories = Object.entries(PROVIDERS)
     .map(
-      (name) =>
-        `  ${name.replace("studio-", "cat-")}:\n    slots: [hero]\n    overrides:\n      hero:\n        chain:\n          - { provider: ${name}, model: studio-1, prompt: "{{title}} on white" }\n          - ${LOCAL_LINK}`,
+      ([name, { noLocal }]) =>
+        `  ${name.replace("studio-", "cat-")}:\n    slots: [hero]\n    overrides:\n      hero:\n        chain:\n          - { provider: ${name}, model: studio-1, prompt: "{{title}} on white" }${noLocal ? "" : `\n          - ${LOCAL_LINK}`}`,
     )
     .join("\n");
   return `version: 1
@@ -408,6 +417,65 @@ for (const backend of BACKENDS) {
           [3, "succeeded"],
         ],
       );
+    });
+
+    it("hands a Retry-After longer than maxInlineWaitMs to the queue instead of holding the worker", async () => {
+      const studio = fake("studio-flaky");
+      studio.setFaults({ script: ["429"], retryAfterSeconds: 120 });
+      const posts = studio.requests.length;
+      const primary = await submit("SYNC-LONG-429", "studio-flaky");
+      const startedAt = Date.now();
+      const [job] = await work([primary], ([only]) => only?.state === "retrying");
+      assert.equal(studio.requests.length, posts + 1, "one request, no inline retry");
+      assert.equal(job?.attempts, 1);
+      assert.ok(
+        new Date(job?.run_at ?? 0).getTime() >= startedAt + 119_000,
+        "run_at honours Retry-After",
+      );
+      assert.match(job?.last_error ?? "", /rate_limited/);
+      const [call] = await listCalls(env.runtime.db, primary);
+      assert.equal(call?.state, "failed");
+    });
+
+    it("retries the job while the provider fails, and on its last attempt moves down the chain", async () => {
+      const studio = fake("studio-down");
+      studio.setFaults({ rates: { "500": 1 } });
+      const primary = await submit("SYNC-DOWN", "studio-down");
+      const [job] = await work([primary]);
+      assert.equal(job?.state, "succeeded");
+      assert.equal(job?.attempts, env.settings.maxAttempts);
+      assert.equal(await publishedLink("SYNC-DOWN"), 1);
+      assert.equal(
+        studio.requests.filter((r) => r.path === "/v1/images").length,
+        env.settings.maxAttempts,
+        "one call an attempt (no inline retries configured)",
+      );
+      const attempts = await listAttempts(env.runtime.db, job?.id ?? 0);
+      const last = attempts.filter((a) => a.attempt === env.settings.maxAttempts);
+      assert.deepEqual(
+        last.map((a) => [a.link, a.outcome]),
+        [
+          [0, "error"],
+          [1, "succeeded"],
+        ],
+      );
+      assert.match(last[0]?.error ?? "", /unavailable/);
+      assert.equal(studio.billable, 0);
+    });
+
+    it("sends the slot to review with every link's reason when the chain runs out", async () => {
+      const primary = await submit("SYNC-REVIEW", "studio-review");
+      const [job] = await work([primary]);
+      assert.equal(job?.state, "needs_review");
+      const [slot] = await env.runtime.db.query<{ state: string; reason: string }>(
+        "select state, reason from product_slots where product_sku = 'SYNC-REVIEW' and slot = 'hero'",
+      );
+      assert.equal(slot?.state, "needs_review");
+      assert.match(
+        slot?.reason ?? "",
+        /link 0 studio-review:studio-1: budget: .*daily budget reached/,
+      );
+      assert.equal(fake("studio-review").billable, 0);
     });
 
     it("opens the circuit after repeated failures and moves the slot down the chain with reason circuit_open", async () => {

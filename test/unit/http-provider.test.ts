@@ -163,6 +163,36 @@ describe("http provider against the fake paid provider", () => {
     assert.equal(fake.billable, billed + 1, "polling is not billed");
   });
 
+  it("posts the finished job to the webhook an async submit names", async () => {
+    const received: unknown[] = [];
+    const receiver = createServer((incoming, response) => {
+      const chunks: Buffer[] = [];
+      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
+      incoming.on("end", () => {
+        received.push(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    try {
+      const hooked = createHttpProvider({
+        name: "studio-api",
+        baseUrl: fake.url,
+        apiKey: fake.apiKey,
+        mode: "async",
+        perCallMicros: 1,
+        webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+      }) as AsyncPaidProvider;
+      const { externalId } = await hooked.submit(request, context("call-webhook"));
+      for (let tries = 0; received.length === 0 && tries < 200; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.deepEqual(received, [{ id: externalId, status: "succeeded" }]);
+    } finally {
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
+  });
+
   it("maps a refused connection to unavailable", async () => {
     const gone = createHttpProvider({
       name: "studio-api",
