@@ -84,6 +84,14 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     async transaction(work) {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A checked-out client has no listener of the pool's: when the server ends the connection
+      // (restart, pg_terminate_backend) pg emits "error" on it, and an unheard "error" event
+      // kills the process. Hear it, and destroy the client at release; the query in flight (or
+      // the next one) fails on its own and the transaction rolls back or throws.
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on("error", onError);
       try {
         await client.query("begin");
         const result = await work(wrap(client));
@@ -97,7 +105,9 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         }
         throw error;
       } finally {
-        // A client whose rollback failed is in an unknown state: destroy it, do not reuse it.
+        client.off("error", onError);
+        // A client whose connection failed or whose rollback failed is in an unknown state:
+        // destroy it, do not reuse it.
         client.release(broken);
       }
     },
