@@ -89,10 +89,10 @@ export async function drawFakeImage(
   width: number,
   height: number,
   format: "png" | "jpeg" | "webp" | "avif",
-  options: { alpha?: boolean } = {},
+  options: { alpha?: boolean; backdrop?: string } = {},
 ): Promise<Buffer> {
   const radius = Math.max(1, Math.round(Math.min(width, height) * 0.3));
-  const backdrop = options.alpha ? "fill-opacity='0'" : "fill='#f4f4f4'";
+  const backdrop = options.alpha ? "fill-opacity='0'" : `fill='${options.backdrop ?? "#f4f4f4"}'`;
   const svg = Buffer.from(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
       `<rect width="100%" height="100%" ${backdrop}/>` +
@@ -219,4 +219,52 @@ export function sendJson(
 export function sendHtmlPage(response: ServerResponse): void {
   response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
   response.end(HTML_ERROR_PAGE);
+}
+
+/**
+ * Answers the faults that are about the image in a 200 (and `hang`), the same way for every
+ * provider: an HTML page, bytes that are no image under the image type, half an image, an image
+ * of another size, or no answer at all. Returns false for faults the provider answers itself.
+ */
+export async function answerImageFault(
+  response: ServerResponse,
+  fault: FakeFault,
+  image: {
+    width: number;
+    height: number;
+    format: "png" | "jpeg" | "webp";
+    headers?: Record<string, string>;
+  },
+): Promise<boolean> {
+  const contentType = `image/${image.format}`;
+  switch (fault) {
+    case "hang":
+      // Never answered: the client's deadline or abort ends it, or close() destroys the socket.
+      return true;
+    case "html_page":
+      sendHtmlPage(response);
+      return true;
+    case "non_image": {
+      const bytes = Buffer.from("this is not an image, it only says it is\n");
+      response.writeHead(200, { "content-type": contentType, ...image.headers });
+      response.end(bytes);
+      return true;
+    }
+    case "truncated": {
+      const bytes = truncate(await drawFakeImage(image.width, image.height, image.format));
+      response.writeHead(200, { "content-type": contentType, ...image.headers });
+      response.end(bytes);
+      return true;
+    }
+    case "wrong_size": {
+      const width = Math.max(16, Math.round(image.width / 2));
+      const height = Math.max(16, Math.round(image.height / 3));
+      const bytes = await drawFakeImage(width, height, image.format);
+      response.writeHead(200, { "content-type": contentType, ...image.headers });
+      response.end(bytes);
+      return true;
+    }
+    default:
+      return false;
+  }
 }
