@@ -15,6 +15,25 @@ import {
 } from "../../src/providers/provider.js";
 import type { FakeFault, ProviderFake } from "../fakes/provider-fake.js";
 
+/*
+ * Use, one file per adapter (see test/contract/removebg.test.ts):
+ *
+ *   describeProviderContract("replicate", "async", async () => {
+ *     const fake = await startFakeReplicate();             // a ProviderFake (test/fakes/provider-fake.ts)
+ *     return {
+ *       provider: createReplicateProvider({ baseUrl: fake.url, apiKey: fake.apiKey, prices, timeoutMs: 800 }),
+ *       fake, request, expectedName: "replicate", expectedOperations: ["generate"],
+ *       expectedCostMicros, sendsIdempotencyKey: false, providesRequestId: true,
+ *       failedPredictionKind: "invalid_request",
+ *     };
+ *   });
+ *
+ * Every fault in FAULT_KINDS is scripted with `fake.failNext(fault, 1, { retryAfterSeconds: 7 })`
+ * and must map to its kind; a fault the provider's documentation has no answer for is listed in
+ * `undocumentedFaults` instead of being invented. Async fakes also script `prediction_failed`, and
+ * a new prediction must be pending at its first poll.
+ */
+
 /**
  * What one adapter brings to the shared contract suite (STYLE §2). `setup` runs before every
  * test, so each test gets a fresh fake and a fresh adapter pointed at it.
