@@ -115,6 +115,43 @@ export function referenceImages(request: ProviderRequest): Buffer[] {
 }
 
 /**
+ * A reference photo as the PNG an upload carries: EXIF orientation applied, then fitted as asked
+ * (`contain` on a backdrop, or shrunk `inside` a box). A reference that does not decode (or would
+ * exceed `maxPixels`) is refused before any call: it would fail the same way at the provider.
+ */
+export async function referencePng(
+  bytes: Buffer,
+  options: {
+    maxPixels: number;
+    fit?: { width: number; height: number; mode: "contain" | "inside"; background?: string };
+  },
+): Promise<Buffer<ArrayBuffer>> {
+  try {
+    let pipeline = sharp(bytes, {
+      failOn: "truncated",
+      limitInputPixels: options.maxPixels,
+    }).autoOrient();
+    const fit = options.fit;
+    if (fit) {
+      pipeline = pipeline.resize({
+        width: fit.width,
+        height: fit.height,
+        fit: fit.mode,
+        ...(fit.mode === "inside" ? { withoutEnlargement: true } : {}),
+        ...(fit.background ? { background: fit.background } : {}),
+      });
+    }
+    return await pipeline.png().toBuffer();
+  } catch (cause) {
+    throw new ShotlistError(
+      "reference_image_undecodable",
+      `reference photo does not decode (or exceeds ${options.maxPixels} pixels); nothing was sent: ${(cause as Error).message}`,
+      { status: 422, cause },
+    );
+  }
+}
+
+/**
  * `Retry-After` (RFC 9110 §10.2.3) as milliseconds: delay-seconds or an HTTP-date. Also reads
  * `retry-after-ms`, which OpenAI sends. Absent or unreadable → undefined.
  */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import sharp from "sharp";
+import { ShotlistError } from "../../src/domain/errors.js";
 import { createOpenAIProvider, requestSize } from "../../src/providers/openai/index.js";
 import { ProviderCallError } from "../../src/providers/provider.js";
 import { startFakeOpenAI } from "../fakes/openai.js";
@@ -152,6 +153,31 @@ describe("openai adapter", () => {
       assert.ok(size.width <= 3 * size.height && size.height <= 3 * size.width, label);
       assert.ok(Math.max(size.width, size.height) <= 3840, label);
       assert.ok(size.width * size.height <= 3840 * 2160, label);
+    }
+  });
+
+  it("refuses a reference photo that does not decode before calling OpenAI", async () => {
+    const fake = await startFakeOpenAI();
+    try {
+      const provider = createOpenAIProvider({
+        baseUrl: `${fake.url}/v1`,
+        apiKey: fake.apiKey,
+        prices: PRICES,
+      });
+      const request = paidRequest({
+        provider: "openai",
+        model: "gpt-image-2",
+        prompt: PROMPT,
+        references: [Buffer.from("<html>not a photo</html>")],
+      });
+      await assert.rejects(
+        provider.run(request, context()),
+        (error: unknown) =>
+          error instanceof ShotlistError && error.code === "reference_image_undecodable",
+      );
+      assert.equal(fake.calls.length, 0);
+    } finally {
+      await fake.close();
     }
   });
 

@@ -5,6 +5,7 @@ import { ShotlistError } from "../../src/domain/errors.js";
 import { readRecipeHashFromXmp } from "../../src/pipeline/xmp.js";
 import { ProviderCallError } from "../../src/providers/provider.js";
 import { createRemoveBgProvider } from "../../src/providers/removebg/index.js";
+import { truncate } from "../fakes/provider-fake.js";
 import { startFakeRemoveBg } from "../fakes/removebg.js";
 import { drawProductPhoto, paidRequest } from "../fixtures/providers/requests.js";
 import { freePort } from "../helpers/net.js";
@@ -136,6 +137,30 @@ describe("removebg adapter", () => {
       await assert.rejects(
         provider.run(request, { signal: new AbortController().signal, callId: "c4" }),
         (error: unknown) => error instanceof ProviderCallError && error.kind === "invalid_request",
+      );
+      assert.equal(fake.calls.length, 0);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("refuses a reference photo that does not decode before calling remove.bg", async () => {
+    const fake = await startFakeRemoveBg();
+    try {
+      const provider = createRemoveBgProvider({
+        baseUrl: fake.url,
+        apiKey: fake.apiKey,
+        perCallMicros: PRICE_MICROS,
+      });
+      const request = paidRequest({
+        provider: "removebg",
+        model: "removebg",
+        references: [truncate(await drawProductPhoto())],
+      });
+      await assert.rejects(
+        provider.run(request, { signal: new AbortController().signal, callId: "c6" }),
+        (error: unknown) =>
+          error instanceof ShotlistError && error.code === "reference_image_undecodable",
       );
       assert.equal(fake.calls.length, 0);
     } finally {

@@ -5,7 +5,6 @@ import OpenAI, {
   APIUserAbortError,
   toFile,
 } from "openai";
-import sharp from "sharp";
 import type { Recipe } from "../../domain/recipe.js";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
@@ -19,6 +18,7 @@ import {
   type PriceOptions,
   priceOf,
   referenceImages,
+  referencePng,
   retryAfterMs,
 } from "../paid-call.js";
 import {
@@ -177,6 +177,14 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): SyncPaidPr
       const prompt = promptOf(recipe);
       const references = referenceImages(request);
       const size = requestSize(recipe.model, recipe.output);
+      // PNG whatever the reference's format: the API takes png, webp or jpeg only.
+      const images = await Promise.all(
+        references.map(async (bytes, index) =>
+          toFile(await referencePng(bytes, { maxPixels }), `reference-${index}.png`, {
+            type: "image/png",
+          }),
+        ),
+      );
       context.signal.throwIfAborted();
       const deadline = AbortSignal.timeout(timeoutMs);
       const signal = AbortSignal.any([context.signal, deadline]);
@@ -199,18 +207,6 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): SyncPaidPr
           answer = data;
           requestId = request_id;
         } else {
-          // PNG whatever the reference's format: the API takes png, webp or jpg only.
-          const images = await Promise.all(
-            references.map(async (bytes, index) =>
-              toFile(
-                await sharp(bytes, { limitInputPixels: maxPixels }).autoOrient().png().toBuffer(),
-                `reference-${index}.png`,
-                {
-                  type: "image/png",
-                },
-              ),
-            ),
-          );
           const { data, request_id } = await client.images
             .edit(
               {

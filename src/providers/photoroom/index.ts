@@ -1,4 +1,3 @@
-import sharp from "sharp";
 import type { Recipe } from "../../domain/recipe.js";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
@@ -16,6 +15,7 @@ import {
   placeBackground,
   priceOf,
   referenceImages,
+  referencePng,
   retryAfterMs,
 } from "../paid-call.js";
 import {
@@ -118,11 +118,10 @@ export function createPhotoroomProvider(options: PhotoroomProviderOptions): Sync
       let url: string;
       if (model === "segment") {
         // Fitted to the output size first, so `size=full` answers exactly the output size.
-        const fitted = await sharp(input, { limitInputPixels: maxPixels })
-          .autoOrient()
-          .resize({ width, height, fit: "contain", background: `#${backdrop ?? "FFFFFF"}` })
-          .png()
-          .toBuffer();
+        const fitted = await referencePng(input, {
+          maxPixels,
+          fit: { width, height, mode: "contain", background: `#${backdrop ?? "FFFFFF"}` },
+        });
         form.append("image_file", new Blob([fitted], { type: "image/png" }), "reference.png");
         form.append("format", "png");
         form.append("channels", "rgba");
@@ -131,16 +130,10 @@ export function createPhotoroomProvider(options: PhotoroomProviderOptions): Sync
         if (backdrop) form.append("bg_color", `#${backdrop}`);
         url = segmentUrl;
       } else {
-        const photo = await sharp(input, { limitInputPixels: maxPixels })
-          .autoOrient()
-          .resize({
-            width: MAX_UPLOAD_SIDE_PX,
-            height: MAX_UPLOAD_SIDE_PX,
-            fit: "inside",
-            withoutEnlargement: true,
-          })
-          .png()
-          .toBuffer();
+        const photo = await referencePng(input, {
+          maxPixels,
+          fit: { width: MAX_UPLOAD_SIDE_PX, height: MAX_UPLOAD_SIDE_PX, mode: "inside" },
+        });
         form.append("imageFile", new Blob([photo], { type: "image/png" }), "reference.png");
         form.append("removeBackground", "true");
         form.append("outputSize", `${width}x${height}`);

@@ -1,4 +1,3 @@
-import sharp from "sharp";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
   bodyExcerpt,
@@ -15,6 +14,7 @@ import {
   placeBackground,
   priceOf,
   referenceImages,
+  referencePng,
   retryAfterMs,
 } from "../paid-call.js";
 import {
@@ -91,11 +91,10 @@ export function createRemoveBgProvider(options: RemoveBgProviderOptions): SyncPa
       }
       const { width, height } = request.recipe.output;
       const backdrop = placeBackground(request.recipe);
-      const fitted = await sharp(input, { limitInputPixels: maxPixels })
-        .autoOrient()
-        .resize({ width, height, fit: "contain", background: `#${backdrop ?? "FFFFFF"}` })
-        .png()
-        .toBuffer();
+      const fitted = await referencePng(input, {
+        maxPixels,
+        fit: { width, height, mode: "contain", background: `#${backdrop ?? "FFFFFF"}` },
+      });
 
       const form = new FormData();
       form.append("image_file", new Blob([fitted], { type: "image/png" }), "reference.png");
