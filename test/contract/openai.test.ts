@@ -6,7 +6,7 @@ import { createOpenAIProvider, requestSize } from "../../src/providers/openai/in
 import { ProviderCallError } from "../../src/providers/provider.js";
 import { startFakeOpenAI } from "../fakes/openai.js";
 import { drawProductPhoto, paidRequest } from "../fixtures/providers/requests.js";
-import { describeProviderContract } from "./provider.contract.js";
+import { CONTRACT_TIMEOUT_MS, describeProviderContract } from "./provider.contract.js";
 
 const PRICES = { "gpt-image-1.5": 133_000, "gpt-image-2": 170_000 };
 const PROMPT = "A terracotta mug on a seamless white studio backdrop, soft daylight, product photo";
@@ -42,7 +42,7 @@ for (const [operation, makeRequest, model] of [
         baseUrl: `${fake.url}/v1`,
         apiKey: fake.apiKey,
         prices: PRICES,
-        timeoutMs: 800,
+        timeoutMs: CONTRACT_TIMEOUT_MS,
       }),
       fake,
       request: await makeRequest(),

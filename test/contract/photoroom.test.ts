@@ -5,7 +5,7 @@ import { createPhotoroomProvider, paddingFor } from "../../src/providers/photoro
 import { ProviderCallError } from "../../src/providers/provider.js";
 import { startFakePhotoroom } from "../fakes/photoroom.js";
 import { drawProductPhoto, paidRequest } from "../fixtures/providers/requests.js";
-import { describeProviderContract } from "./provider.contract.js";
+import { CONTRACT_TIMEOUT_MS, describeProviderContract } from "./provider.contract.js";
 
 const PRICES = { segment: 20_000, studio: 100_000 };
 const STUDIO_STEPS: Step[] = [
@@ -36,7 +36,7 @@ for (const model of ["segment", "studio"] as const) {
           editBaseUrl: fake.url,
           apiKey: fake.apiKey,
           prices: PRICES,
-          timeoutMs: 800,
+          timeoutMs: CONTRACT_TIMEOUT_MS,
         }),
         fake,
         request: await photoroomRequest(model),

@@ -21,7 +21,7 @@ import type { FakeFault, ProviderFake } from "../fakes/provider-fake.js";
  *   describeProviderContract("replicate", "async", async () => {
  *     const fake = await startFakeReplicate();             // a ProviderFake (test/fakes/provider-fake.ts)
  *     return {
- *       provider: createReplicateProvider({ baseUrl: fake.url, apiKey: fake.apiKey, prices, timeoutMs: 800 }),
+ *       provider: createReplicateProvider({ baseUrl: fake.url, apiKey: fake.apiKey, prices, timeoutMs: CONTRACT_TIMEOUT_MS }),
  *       fake, request, expectedName: "replicate", expectedOperations: ["generate"],
  *       expectedCostMicros, sendsIdempotencyKey: false, providesRequestId: true,
  *       failedPredictionKind: "invalid_request",
@@ -38,7 +38,8 @@ import type { FakeFault, ProviderFake } from "../fakes/provider-fake.js";
  * What one adapter brings to the shared contract suite (STYLE §2). `setup` runs before every
  * test, so each test gets a fresh fake and a fresh adapter pointed at it.
  *
- * The adapter must be built with `timeoutMs` of at most 1 000 so the `hang` case ends in time.
+ * The adapter must be built with `timeoutMs: CONTRACT_TIMEOUT_MS`: long enough that a good call
+ * never times out on a loaded machine, short enough that the `hang` case ends soon.
  */
 export interface ProviderContractSetup {
   provider: PaidProvider;
@@ -61,6 +62,9 @@ export interface ProviderContractSetup {
   /** Extra clean-up after `fake.close()`. */
   teardown?: () => Promise<void>;
 }
+
+/** The adapter's `timeoutMs` in contract tests (ms). */
+export const CONTRACT_TIMEOUT_MS = 3_000;
 
 /** Every fault and the kind the adapter must map it to, whatever the provider's own words. */
 export const FAULT_KINDS: readonly { fault: FakeFault; kind: ProviderFailureKind }[] = [

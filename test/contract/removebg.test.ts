@@ -9,7 +9,7 @@ import { truncate } from "../fakes/provider-fake.js";
 import { startFakeRemoveBg } from "../fakes/removebg.js";
 import { drawProductPhoto, paidRequest } from "../fixtures/providers/requests.js";
 import { freePort } from "../helpers/net.js";
-import { describeProviderContract } from "./provider.contract.js";
+import { CONTRACT_TIMEOUT_MS, describeProviderContract } from "./provider.contract.js";
 
 const PRICE_MICROS = 200_000;
 
@@ -33,7 +33,7 @@ describeProviderContract(
         baseUrl: fake.url,
         apiKey: fake.apiKey,
         prices: { removebg: PRICE_MICROS },
-        timeoutMs: 800,
+        timeoutMs: CONTRACT_TIMEOUT_MS,
       }),
       fake,
       request: await removeBgRequest(),
