@@ -1,0 +1,66 @@
+import { ShotlistError } from "../domain/errors.js";
+import { ProviderCallError, type ProviderRequest } from "./provider.js";
+
+/** Replicate's SDK refuses inline files over 10 MB in all; fal documents no lower bound. */
+export const MAX_INLINE_REFERENCE_BYTES = 10_000_000;
+
+function mimeOf(bytes: Buffer): string {
+  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
+    return "image/png";
+  }
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return "image/jpeg";
+  if (bytes.toString("ascii", 0, 4) === "RIFF" && bytes.toString("ascii", 8, 12) === "WEBP") {
+    return "image/webp";
+  }
+  if (bytes.toString("ascii", 4, 12) === "ftypavif") return "image/avif";
+  return "application/octet-stream";
+}
+
+/**
+ * The recipe's first reference image as a data URI: the input image of an edit or a background
+ * removal. Both async providers accept data URIs for image inputs, so no upload (and no public
+ * URL of a customer's photo) is involved. Missing or too large → `invalid_request` before the wire.
+ */
+export function firstReferenceDataUri(provider: string, request: ProviderRequest): string {
+  const hash = request.recipe.references[0];
+  const bytes = hash === undefined ? undefined : request.references.get(hash);
+  if (!bytes) {
+    throw new ProviderCallError(
+      provider,
+      "invalid_request",
+      "this model takes an input image, and the recipe names no reference image with bytes",
+    );
+  }
+  if (bytes.length > MAX_INLINE_REFERENCE_BYTES) {
+    throw new ProviderCallError(
+      provider,
+      "invalid_request",
+      `reference image is ${bytes.length} bytes; inline images are limited to ${MAX_INLINE_REFERENCE_BYTES}`,
+    );
+  }
+  return `data:${mimeOf(bytes)};base64,${bytes.toString("base64")}`;
+}
+
+/** Price of one call of `model` from the configured table (micro-units of the account currency). */
+export function priceTable(
+  provider: string,
+  models: readonly string[],
+  prices: { byModel?: Readonly<Record<string, number>>; perCallMicros?: number },
+): (model: string) => number {
+  for (const model of models) {
+    const price = prices.byModel?.[model] ?? prices.perCallMicros;
+    if (price === undefined || !Number.isInteger(price) || price < 0) {
+      throw new ShotlistError(
+        "invalid_config",
+        `${provider}: no price for model "${model}": set prices.byModel["${model}"] or prices.perCallMicros (a whole number ≥ 0)`,
+      );
+    }
+  }
+  return (model) => {
+    const price = prices.byModel?.[model] ?? prices.perCallMicros;
+    if (price === undefined) {
+      throw new ProviderCallError(provider, "invalid_request", `model "${model}" has no price`);
+    }
+    return price;
+  };
+}

@@ -1,0 +1,384 @@
+import Replicate from "replicate";
+import { z } from "zod";
+import { ShotlistError } from "../../domain/errors.js";
+import type { OutputFormat, OutputSpec } from "../../domain/recipe.js";
+import { type CallDeadline, failureOfCall, withDeadline } from "../exchange.js";
+import { downloadOutput, readOutputImage } from "../output-image.js";
+import {
+  type AsyncPaidProvider,
+  type CallContext,
+  type Operation,
+  type PaidCallContext,
+  type PollResult,
+  ProviderCallError,
+  type ProviderLimits,
+  type ProviderRequest,
+  type ProviderResult,
+} from "../provider.js";
+import { firstReferenceDataUri, priceTable } from "../reference-input.js";
+
+export const REPLICATE_API_URL = "https://api.replicate.com/v1";
+
+/** One Replicate model as a recipe names it (`recipe.model`), pinned to a version. */
+export interface ReplicateModelConfig {
+  /** The 64-hex model version id predictions run (Replicate's `version`); recorded in recipes. */
+  version: string;
+  /** What the model does; default `["generate"]`. */
+  operations?: Operation[];
+  /**
+   * The model's input that takes the recipe's first reference image (e.g. `"image"`,
+   * `"input_image"` for FLUX Kontext); default none. Required for edit / remove-background models.
+   */
+  imageInput?: string;
+  /** Fixed inputs of this model, sent under ours (e.g. `{ "aspect_ratio": "custom" }`). */
+  input?: Record<string, unknown>;
+}
+
+export interface ReplicateProviderOptions {
+  /** Registry name; default `"replicate"`. */
+  name?: string;
+  /** API base URL; default `https://api.replicate.com/v1`. Tests point it at the fake. */
+  baseUrl?: string;
+  /** API token (`r8_…`), sent as `Authorization: Bearer`. Security: a secret; never logged. */
+  apiToken: string;
+  /** Models by the name recipes use. */
+  models: Readonly<Record<string, ReplicateModelConfig>>;
+  /** Price of one prediction in micro-units (1 USD = 1 000 000), per model or flat. */
+  prices: { byModel?: Readonly<Record<string, number>>; perCallMicros?: number };
+  /** Timeout of each HTTP call (create, get, output download), ms; default 30 000. */
+  timeoutMs?: number;
+  /** Pause between polls inside `run()` (callers with a ledger poll on their own), ms; default 1 000. */
+  pollIntervalMs?: number;
+  /**
+   * Public HTTPS URL at which Shotlist receives Replicate's callbacks; when set, predictions ask
+   * for a `completed` webhook. Unset: polling only (Shotlist not reachable from the internet).
+   */
+  webhookUrl?: string;
+  /** Overrides of the declared limits (defaults: 2048 px, webp/jpeg/png, 600 creates a minute). */
+  limits?: Partial<ProviderLimits>;
+  /** Largest output image decoded, in pixels; default 40 000 000 (decompression-bomb guard). */
+  maxOutputPixels?: number;
+  /** fetch implementation; default the global one. */
+  fetch?: typeof fetch;
+}
+
+export interface ReplicateProvider extends AsyncPaidProvider {
+  /**
+   * The account's webhook signing secret (`whsec_…`) from `GET /v1/webhooks/default/secret`,
+   * which `verifyReplicateWebhook` needs. Cache it: it changes only when rotated.
+   */
+  webhookSecret(context: CallContext): Promise<string>;
+}
+
+const STATUSES = ["starting", "processing", "succeeded", "failed", "canceled", "aborted"] as const;
+
+const predictionSchema = z.object({
+  id: z.string().min(1),
+  status: z.enum(STATUSES),
+  version: z.string().optional(),
+  input: z.record(z.string(), z.unknown()).optional(),
+  output: z.unknown().optional(),
+  error: z.unknown().optional(),
+});
+
+type Prediction = z.infer<typeof predictionSchema>;
+
+const VERSION_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * Refusals of Replicate's safety checkers arrive as a failed prediction, not an HTTP status:
+ * FLUX's "NSFW content detected", and "flagged as sensitive (E005)" from partner models.
+ */
+const CONTENT_POLICY = /nsfw|flagged as sensitive|\(E005\)|content polic|safety checker/i;
+
+/**
+ * Replicate (https://replicate.com/docs/reference/http) through the official `replicate` SDK:
+ * predictions by model version id, async — `submit` creates the prediction and returns its id at
+ * once (no `Prefer: wait`), `poll` reads it; a `completed` webhook is requested when Shotlist is
+ * reachable. Output files are fetched at once and checked: they expire after an hour.
+ */
+export function createReplicateProvider(options: ReplicateProviderOptions): ReplicateProvider {
+  const name = options.name ?? "replicate";
+  const baseUrl = options.baseUrl ?? REPLICATE_API_URL;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+  const baseFetch = options.fetch ?? fetch;
+  for (const [model, config] of Object.entries(options.models)) {
+    if (!VERSION_ID.test(config.version)) {
+      throw new ShotlistError(
+        "invalid_config",
+        `${name}: model "${model}" version must be a 64-character hex version id, got "${config.version}"`,
+      );
+    }
+  }
+  if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
+    throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
+  }
+  const priceOf = priceTable(name, Object.keys(options.models), options.prices);
+  const operations: Operation[] = [
+    ...new Set(
+      Object.values(options.models).flatMap(
+        (model): Operation[] => model.operations ?? ["generate"],
+      ),
+    ),
+  ];
+  const limits: ProviderLimits = {
+    maxSide: 2048,
+    formats: ["webp", "jpeg", "png"],
+    requestsPerMinute: 600,
+    ...options.limits,
+  };
+
+  const client = (deadline: CallDeadline) =>
+    new Replicate({
+      auth: options.apiToken,
+      baseUrl,
+      fetch: deadline.fetch,
+      userAgent: "shotlist",
+      useFileOutput: false,
+      // Reference images go as data URIs we build ourselves: replicate 1.4's "data-uri" strategy
+      // passes the client where the input belongs (the body becomes the client object), and the
+      // "default" one uploads only Blob/Buffer values, of which we send none.
+      fileEncodingStrategy: "default",
+    });
+
+  const modelOf = (model: string): ReplicateModelConfig => {
+    const config = options.models[model];
+    if (!config) {
+      throw new ProviderCallError(name, "invalid_request", `model "${model}" is not configured`);
+    }
+    return config;
+  };
+
+  function inputOf(request: ProviderRequest, model: ReplicateModelConfig): Record<string, unknown> {
+    const { recipe } = request;
+    const { output } = recipe;
+    if (!limits.formats.includes(output.format)) {
+      throw new ProviderCallError(name, "invalid_request", `format ${output.format} not offered`);
+    }
+    if (Math.max(output.width, output.height) > limits.maxSide) {
+      throw new ProviderCallError(
+        name,
+        "invalid_request",
+        `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
+      );
+    }
+    return {
+      ...model.input,
+      ...(recipe.prompt === null ? {} : { prompt: recipe.prompt }),
+      seed: recipe.seed,
+      width: output.width,
+      height: output.height,
+      num_outputs: 1,
+      output_format: output.format === "jpeg" ? "jpg" : output.format,
+      output_quality: output.quality,
+      ...(model.imageInput ? { [model.imageInput]: firstReferenceDataUri(name, request) } : {}),
+    };
+  }
+
+  function parsePrediction(answer: unknown): Prediction {
+    const parsed = predictionSchema.safeParse(answer);
+    if (!parsed.success) {
+      throw new ProviderCallError(name, "bad_output", "the answer is not a prediction object");
+    }
+    return parsed.data;
+  }
+
+  function failedPrediction(prediction: Prediction): ProviderCallError {
+    const error = typeof prediction.error === "string" ? prediction.error : "";
+    if (prediction.status === "aborted") {
+      return new ProviderCallError(name, "timeout", `prediction ${prediction.id} hit its deadline`);
+    }
+    if (prediction.status === "canceled") {
+      return new ProviderCallError(name, "invalid_request", `prediction ${prediction.id} canceled`);
+    }
+    // A failed prediction is billed for its run time, and the same input fails the same way more
+    // often than not, so it is permanent: the slot moves down its chain instead of paying again.
+    return new ProviderCallError(
+      name,
+      CONTENT_POLICY.test(error) ? "content_policy" : "invalid_request",
+      `prediction ${prediction.id} failed: ${error || "no error message"}`,
+    );
+  }
+
+  /**
+   * What the prediction was asked for, read back from the prediction itself (Replicate echoes
+   * `version` and `input`), so a fresh process resuming a ledger row checks the output without
+   * any state of ours: the model (for its price) and the size and format (for the output check).
+   */
+  function askedFor(prediction: Prediction): { model: string; output: OutputSpec } {
+    const model = Object.entries(options.models).find(
+      ([, config]) => config.version === prediction.version,
+    )?.[0];
+    const input = prediction.input ?? {};
+    const { width, height, output_format: format, output_quality: quality } = input;
+    if (
+      model === undefined ||
+      typeof width !== "number" ||
+      typeof height !== "number" ||
+      typeof format !== "string"
+    ) {
+      throw new ProviderCallError(
+        name,
+        "invalid_request",
+        `prediction ${prediction.id} was not made by this adapter's configuration (version ${prediction.version ?? "unknown"})`,
+      );
+    }
+    return {
+      model,
+      output: {
+        width,
+        height,
+        format: (format === "jpg" ? "jpeg" : format) as OutputFormat,
+        quality: typeof quality === "number" ? quality : 90,
+      },
+    };
+  }
+
+  async function resultOf(prediction: Prediction, deadline: CallDeadline): Promise<ProviderResult> {
+    const asked = askedFor(prediction);
+    const output = Array.isArray(prediction.output) ? prediction.output[0] : prediction.output;
+    if (typeof output !== "string") {
+      throw new ProviderCallError(name, "bad_output", `prediction ${prediction.id} has no output`);
+    }
+    const file = await downloadOutput(name, output, deadline, baseFetch);
+    const image = await readOutputImage(
+      name,
+      file.bytes,
+      file.contentType,
+      asked.output,
+      options.maxOutputPixels,
+    );
+    return { ...image, costMicros: priceOf(asked.model), providerRequestId: prediction.id };
+  }
+
+  async function submit(
+    request: ProviderRequest,
+    context: PaidCallContext,
+  ): Promise<{ externalId: string }> {
+    const model = modelOf(request.recipe.model);
+    if (request.recipe.modelVersion !== model.version) {
+      // The recipe pins what made (or will make) its bytes; running another version under its
+      // hash would break provenance. A changed version is a new recipe (`shotlist regenerate`).
+      throw new ProviderCallError(
+        name,
+        "invalid_request",
+        `recipe pins version ${request.recipe.modelVersion}, configuration runs ${model.version}`,
+      );
+    }
+    const input = inputOf(request, model);
+    return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
+      let answer: unknown;
+      try {
+        answer = await client(deadline).predictions.create({
+          version: model.version,
+          input,
+          ...(options.webhookUrl
+            ? { webhook: options.webhookUrl, webhook_events_filter: ["completed" as const] }
+            : {}),
+          signal: deadline.signal,
+        });
+      } catch (error) {
+        throw failureOfCall(name, deadline, context, error);
+      }
+      return { externalId: parsePrediction(answer).id };
+    });
+  }
+
+  async function poll(externalId: string, context: CallContext): Promise<PollResult> {
+    return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
+      let answer: unknown;
+      try {
+        answer = await client(deadline).predictions.get(encodeURIComponent(externalId), {
+          signal: deadline.signal,
+        });
+      } catch (error) {
+        throw failureOfCall(name, deadline, context, error);
+      }
+      const prediction = parsePrediction(answer);
+      if (prediction.id !== externalId) {
+        throw new ProviderCallError(name, "bad_output", `asked for ${externalId}, got another`);
+      }
+      switch (prediction.status) {
+        case "starting":
+        case "processing":
+          return { status: "pending" };
+        case "succeeded":
+          try {
+            return { status: "succeeded", result: await resultOf(prediction, deadline) };
+          } catch (error) {
+            // A bad image is the prediction's final answer; a failed download may heal.
+            if (error instanceof ProviderCallError && !error.retryable) {
+              return { status: "failed", error };
+            }
+            throw error;
+          }
+        default:
+          return { status: "failed", error: failedPrediction(prediction) };
+      }
+    });
+  }
+
+  return {
+    name,
+    billing: "paid",
+    mode: "async",
+    operations,
+    limits,
+    modelVersion(model: string): string {
+      const config = options.models[model];
+      if (!config) {
+        throw new ShotlistError("invalid_config", `${name}: model "${model}" is not configured`);
+      }
+      return config.version;
+    },
+    estimateCostMicros(request: ProviderRequest): number {
+      return priceOf(request.recipe.model);
+    },
+    submit,
+    poll,
+    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
+      const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
+      const { externalId } = await submit(request, { ...context, callId });
+      for (;;) {
+        const polled = await poll(externalId, context);
+        if (polled.status === "succeeded") return polled.result;
+        if (polled.status === "failed") throw polled.error;
+        await sleep(pollIntervalMs, context.signal);
+      }
+    },
+    async webhookSecret(context: CallContext): Promise<string> {
+      return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
+        let answer: unknown;
+        try {
+          answer = await client(deadline).webhooks.default.secret.get({ signal: deadline.signal });
+        } catch (error) {
+          throw failureOfCall(name, deadline, context, error);
+        }
+        const parsed = z.object({ key: z.string().startsWith("whsec_") }).safeParse(answer);
+        if (!parsed.success) {
+          throw new ProviderCallError(name, "bad_output", "the webhook secret answer has no key");
+        }
+        return parsed.data.key;
+      });
+    },
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
