@@ -2,7 +2,7 @@ import Replicate from "replicate";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
 import type { OutputFormat, OutputSpec } from "../../domain/recipe.js";
-import { type CallDeadline, failureOfCall, withDeadline } from "../exchange.js";
+import { type CallDeadline, failureOfCall, pause, withDeadline } from "../exchange.js";
 import { downloadOutput, readOutputImage } from "../output-image.js";
 import {
   type AsyncPaidProvider,
@@ -344,7 +344,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
         const polled = await poll(externalId, context);
         if (polled.status === "succeeded") return polled.result;
         if (polled.status === "failed") throw polled.error;
-        await sleep(pollIntervalMs, context.signal);
+        await pause(pollIntervalMs, context.signal);
       }
     },
     async webhookSecret(context: CallContext): Promise<string> {
@@ -363,22 +363,4 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       });
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -1,14 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { ShotlistError } from "../../domain/errors.js";
-
-/** Headers as Node (`IncomingHttpHeaders`) or fetch (`Headers`) gives them. */
-export type WebhookHeaders = Headers | Readonly<Record<string, string | string[] | undefined>>;
-
-export function headerOf(headers: WebhookHeaders, name: string): string | undefined {
-  if (headers instanceof Headers) return headers.get(name) ?? undefined;
-  const value = headers[name] ?? headers[name.toLowerCase()];
-  return Array.isArray(value) ? value[0] : value;
-}
+import { headerOf, type WebhookHeaders } from "../webhook-headers.js";
 
 export type ReplicatePredictionStatus =
   | "starting"
