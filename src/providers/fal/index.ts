@@ -96,9 +96,7 @@ export function falExternalId(requestId: string, model: string, output: OutputSp
   return `${requestId}|${model}|${output.width}x${output.height}|${output.format}`;
 }
 
-export function parseFalExternalId(
-  externalId: string,
-): {
+export function parseFalExternalId(externalId: string): {
   requestId: string;
   model: string;
   width: number;
