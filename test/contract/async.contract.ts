@@ -11,6 +11,7 @@ import {
   type ProviderFailureKind,
   type ProviderRequest,
 } from "../../src/providers/provider.js";
+import type { FakeFault, ProviderFake } from "../fakes/provider-fake.js";
 import type { HttpFault, JobFault } from "../fakes/provider-faults.js";
 
 /**
@@ -135,6 +136,59 @@ const JOB_FAULTS: readonly { fault: JobFault; kind: ProviderFailureKind }[] = [
   { fault: "wrong_format", kind: "bad_output" },
   { fault: "html_page", kind: "bad_output" },
 ];
+
+const JOB_FAULTS_OF_SHARED_SUITE: ReadonlySet<FakeFault> = new Set([
+  "prediction_failed",
+  "content_policy",
+  "non_image",
+  "truncated",
+  "wrong_size",
+  "html_page",
+]);
+
+/**
+ * The shared suite's control surface (test/fakes/provider-fake.ts) over an async fake: faults
+ * about the image or the model end the next job (the API answers 200 and the prediction ends
+ * badly, as on the real services); the others answer the next API request.
+ */
+export function sharedSuiteFake(parts: {
+  url: string;
+  apiKey: string;
+  log: { method: string; path: string }[];
+  failRequests(fault: HttpFault, count: number, retryAfterSeconds: number): void;
+  failNextJob(fault: JobFault): void;
+  close(): Promise<void>;
+}): ProviderFake {
+  return {
+    url: parts.url,
+    apiKey: parts.apiKey,
+    get calls() {
+      return parts.log;
+    },
+    failNext(fault, count = 1, options = {}) {
+      if (JOB_FAULTS_OF_SHARED_SUITE.has(fault)) {
+        for (let index = 0; index < count; index++) parts.failNextJob(fault as JobFault);
+      } else {
+        parts.failRequests(fault as HttpFault, count, options.retryAfterSeconds ?? 2);
+      }
+    },
+    faults: new Set<FakeFault>([
+      "unauthorized",
+      "insufficient_credits",
+      "content_policy",
+      "rate_limited",
+      "server_error",
+      "unavailable",
+      "hang",
+      "html_page",
+      "non_image",
+      "truncated",
+      "wrong_size",
+      "prediction_failed",
+    ]),
+    close: parts.close,
+  };
+}
 
 /** Runs the contract against one adapter; `start` builds a fresh adapter and fake. */
 export function asyncProviderContract(

@@ -20,7 +20,9 @@ import {
   referencePhoto,
   rejectsWithKind,
   requestFor,
+  sharedSuiteFake,
 } from "./async.contract.js";
+import { CONTRACT_TIMEOUT_MS, describeProviderContract } from "./provider.contract.js";
 
 function decodeDataUri(value: unknown): Buffer | undefined {
   if (typeof value !== "string") return undefined;
@@ -59,6 +61,30 @@ async function requests() {
   });
   return { generate, edit };
 }
+
+describeProviderContract("fal", "async", async () => {
+  const fake = await startFakeFal();
+  return {
+    provider: createFalProvider(options(fake, { timeoutMs: CONTRACT_TIMEOUT_MS })),
+    fake: sharedSuiteFake({
+      url: fake.url,
+      apiKey: fake.key,
+      log: fake.log,
+      failRequests: (fault, count, retryAfter) => fake.failRequests(fault, count, retryAfter),
+      failNextJob: (fault) => fake.failNextRequest(fault),
+      close: () => fake.close(),
+    }),
+    request: (await requests()).generate,
+    expectedName: "fal",
+    expectedOperations: ["generate", "edit"],
+    expectedCostMicros: 25_000,
+    // fal documents no idempotency header: the ledger's stored request id is the guard.
+    sendsIdempotencyKey: false,
+    providesRequestId: true,
+    // A platform failure (runner_disconnected, 503) after fal's own retries; fal bills no 5xx.
+    failedPredictionKind: "unavailable",
+  };
+});
 
 asyncProviderContract("fal", async ({ timeoutMs }) => {
   const fake = await startFakeFal();

@@ -19,7 +19,9 @@ import {
   referencePhoto,
   rejectsWithKind,
   requestFor,
+  sharedSuiteFake,
 } from "./async.contract.js";
+import { CONTRACT_TIMEOUT_MS, describeProviderContract } from "./provider.contract.js";
 
 const FLUX_DEV = "a".repeat(64);
 const KONTEXT = "b".repeat(64);
@@ -69,6 +71,30 @@ async function requests(provider = "replicate") {
   });
   return { generate, edit };
 }
+
+describeProviderContract("replicate", "async", async () => {
+  const fake = await startFakeReplicate({ versions: [FLUX_DEV, KONTEXT] });
+  return {
+    provider: createReplicateProvider(options(fake, { timeoutMs: CONTRACT_TIMEOUT_MS })),
+    fake: sharedSuiteFake({
+      url: fake.baseUrl,
+      apiKey: fake.token,
+      log: fake.log,
+      failRequests: (fault, count, retryAfter) => fake.failRequests(fault, count, retryAfter),
+      failNextJob: (fault) => fake.failNextPrediction(fault),
+      close: () => fake.close(),
+    }),
+    request: (await requests()).generate,
+    expectedName: "replicate",
+    expectedOperations: ["generate", "edit"],
+    expectedCostMicros: 25_000,
+    // Replicate documents no idempotency header: the ledger's stored prediction id is the guard.
+    sendsIdempotencyKey: false,
+    providesRequestId: true,
+    // A model error (not a refusal) is billed and usually repeats: permanent, down the chain.
+    failedPredictionKind: "invalid_request",
+  };
+});
 
 asyncProviderContract("replicate", async ({ timeoutMs }) => {
   const fake = await startFakeReplicate({ versions: [FLUX_DEV, KONTEXT] });

@@ -38,7 +38,7 @@ export interface FakeFalRequest {
   webhook: string | undefined;
   fault: JobFault | undefined;
   /** Set once COMPLETED: the stored answer of `GET …/requests/{id}`. */
-  result: { status: number; body: unknown } | undefined;
+  result: { status: number; body: unknown; headers?: Record<string, string> } | undefined;
 }
 
 export interface FalWebhookDelivery {
@@ -56,6 +56,8 @@ export interface FakeFal {
   jwksUrl: string;
   requests: Map<string, FakeFalRequest>;
   calls: Record<"submit" | "status" | "result" | "file" | "jwks", number>;
+  /** Every request received, in order (files and the JWKS included). */
+  log: { method: string; path: string }[];
   webhookDeliveries: FalWebhookDelivery[];
   failRequests(fault: HttpFault, count?: number, retryAfterSeconds?: number): void;
   failNextRequest(fault: JobFault): void;
@@ -88,6 +90,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
   const requests = new Map<string, FakeFalRequest>();
   const files = new Map<string, { bytes: Buffer; contentType: string }>();
   const calls = { submit: 0, status: 0, result: 0, file: 0, jwks: 0 };
+  const log: { method: string; path: string }[] = [];
   const webhookDeliveries: FalWebhookDelivery[] = [];
   const httpFaults = new FaultScript<HttpFault>();
   const jobFaults: JobFault[] = [];
@@ -114,6 +117,18 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
             type: "missing",
           })),
         },
+      };
+      return;
+    }
+    if (request.fault === "prediction_failed") {
+      // fal's platform error shape (request-errors): a flat detail and a typed error_type.
+      request.result = {
+        status: 503,
+        body: {
+          detail: "The runner disconnected during processing",
+          error_type: "runner_disconnected",
+        },
+        headers: { "x-fal-error-type": "runner_disconnected" },
       };
       return;
     }
@@ -318,6 +333,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
     }
     sendJson(response, request.result.status, request.result.body, {
       "x-fal-request-id": id,
+      ...request.result.headers,
       ...(request.result.status === 422 ? { "x-fal-retryable": "false" } : {}),
     });
   }
@@ -325,6 +341,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
   const server = createServer((request, response) => {
     const parsed = new URL(request.url ?? "/", "http://fake");
     const path = parsed.pathname;
+    log.push({ method: request.method ?? "GET", path });
     if (path.startsWith("/files/")) {
       calls.file++;
       const file = files.get(path);
@@ -373,6 +390,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
     userId,
     jwksUrl: `${url}/.well-known/jwks.json`,
     requests,
+    log,
     calls,
     webhookDeliveries,
     pollsToComplete: 2,

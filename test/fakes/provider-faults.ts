@@ -16,6 +16,8 @@ export type HttpFault =
   | "hang";
 
 export type JobFault =
+  /** The model ran and failed (an error of its own, not a refusal). */
+  | "prediction_failed"
   | "content_policy"
   | "non_image"
   | "truncated"
@@ -54,7 +56,7 @@ export async function drawImage(
 
 /** The bytes a job fault serves in place of the image, with their content type. */
 export async function faultyImage(
-  fault: Exclude<JobFault, "content_policy">,
+  fault: Exclude<JobFault, "content_policy" | "prediction_failed">,
   width: number,
   height: number,
   format: ImageFormat,

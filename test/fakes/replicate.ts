@@ -57,6 +57,8 @@ export interface FakeReplicate {
   token: string;
   webhookSecret: string;
   predictions: Map<string, FakePrediction>;
+  /** Every request received, in order (files and the secret included). */
+  log: { method: string; path: string }[];
   /** Requests by route: "create", "get", "file", "secret". */
   calls: Record<"create" | "get" | "file" | "secret", number>;
   webhookDeliveries: WebhookDelivery[];
@@ -90,6 +92,7 @@ export async function startFakeReplicate(
   const predictions = new Map<string, FakePrediction>();
   const files = new Map<string, { bytes: Buffer; contentType: string }>();
   const calls = { create: 0, get: 0, file: 0, secret: 0 };
+  const log: { method: string; path: string }[] = [];
   const webhookDeliveries: WebhookDelivery[] = [];
   const httpFaults = new FaultScript<HttpFault>();
   const jobFaults: JobFault[] = [];
@@ -127,6 +130,11 @@ export async function startFakeReplicate(
     const format = FORMATS[String(input.output_format ?? "webp")] ?? "webp";
     const seed = Number(input.seed ?? 0);
     prediction.completedAt = new Date().toISOString();
+    if (prediction.fault === "prediction_failed") {
+      prediction.status = "failed";
+      prediction.error = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB";
+      return;
+    }
     if (prediction.fault === "content_policy") {
       prediction.status = "failed";
       prediction.error = "NSFW content detected. Try running it again, or try a different prompt.";
@@ -338,6 +346,7 @@ export async function startFakeReplicate(
 
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://fake").pathname;
+    log.push({ method: request.method ?? "GET", path });
     if (path.startsWith("/delivery/")) {
       calls.file++;
       const file = files.get(path);
@@ -382,6 +391,7 @@ export async function startFakeReplicate(
     token,
     webhookSecret,
     predictions,
+    log,
     calls,
     webhookDeliveries,
     pollsToComplete: 2,
