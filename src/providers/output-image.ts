@@ -1,5 +1,7 @@
 import type { OutputFormat, OutputSpec } from "../domain/recipe.js";
-import { DEFAULT_MAX_PIXELS, decodeImage } from "../pipeline/decode.js";
+import { DEFAULT_MAX_PIXELS, decodeImage, decodeToRgba } from "../pipeline/decode.js";
+import { encodeImage } from "../pipeline/encode.js";
+import { buildXmp } from "../pipeline/xmp.js";
 import { type CallDeadline, failureFromResponse, looksLikeHtml } from "./exchange.js";
 import { ProviderCallError } from "./provider.js";
 
@@ -51,6 +53,35 @@ export async function readOutputImage(
     );
   }
   return { bytes, format: info.format as OutputFormat, width: info.width, height: info.height };
+}
+
+/**
+ * The checked image re-encoded at the recipe's quality with the XMP packet every asset carries
+ * (DESIGN §8: the recipe hash and the IPTC digital source type), as the sync adapters and the
+ * local pipeline label theirs. The size and format are already the recipe's.
+ */
+export async function labelOutput(
+  provider: string,
+  image: OutputImage,
+  options: { output: OutputSpec; recipeHash: string; composite: boolean; maxPixels?: number },
+): Promise<OutputImage> {
+  try {
+    const pixels = await decodeToRgba(image.bytes, {
+      maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    });
+    const xmp = buildXmp({
+      recipeHash: options.recipeHash,
+      digitalSourceType: options.composite
+        ? "compositeWithTrainedAlgorithmicMedia"
+        : "trainedAlgorithmicMedia",
+    });
+    return { ...image, bytes: await encodeImage(pixels, options.output, xmp) };
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new ProviderCallError(provider, "bad_output", `could not re-encode: ${detail}`, {
+      cause,
+    });
+  }
 }
 
 /**

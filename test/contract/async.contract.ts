@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import type { OutputSpec, Recipe } from "../../src/domain/recipe.js";
 import { recipeHash } from "../../src/domain/recipe.js";
+import { readDigitalSourceTypeFromXmp, readRecipeHashFromXmp } from "../../src/pipeline/xmp.js";
 import {
   type AsyncPaidProvider,
   type PaidCallContext,
@@ -237,6 +238,9 @@ export function asyncProviderContract(
       assert.deepEqual([decoded.width, decoded.height], [output.width, output.height]);
       assert.equal(result.costMicros, subject.priceMicros.generate);
       assert.ok(result.providerRequestId && externalId.includes(result.providerRequestId));
+      const xmp = decoded.xmp?.toString("utf8") ?? "";
+      assert.equal(readRecipeHashFromXmp(xmp), generate.recipeHash, "labelled with its recipe");
+      assert.match(readDigitalSourceTypeFromXmp(xmp) ?? "", /\/trainedAlgorithmicMedia$/);
     });
 
     it("answers a repeated poll of a finished job with the same bytes and no new submit", async () => {
@@ -257,6 +261,13 @@ export function asyncProviderContract(
       assert.equal(fake.submits() - submits, 1);
       assert.equal(result.width, edit.recipe.output.width);
       assert.equal(result.costMicros, subject.priceMicros.edit);
+      const xmp = (await sharp(result.bytes).metadata()).xmp?.toString("utf8") ?? "";
+      assert.equal(readRecipeHashFromXmp(xmp), edit.recipeHash);
+      // A reference photo went in: a composite with AI, not wholly generated (IPTC).
+      assert.match(
+        readDigitalSourceTypeFromXmp(xmp) ?? "",
+        /compositeWithTrainedAlgorithmicMedia$/,
+      );
     });
 
     it("sends the first reference image as the edit model's input image", async () => {

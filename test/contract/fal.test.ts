@@ -4,11 +4,8 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ShotlistError } from "../../src/domain/errors.js";
-import {
-  createFalProvider,
-  type FalProviderOptions,
-  parseFalExternalId,
-} from "../../src/providers/fal/index.js";
+import { providerIdOf } from "../../src/providers/async-handle.js";
+import { createFalProvider, type FalProviderOptions } from "../../src/providers/fal/index.js";
 import { verifyFalWebhook } from "../../src/providers/fal/webhook.js";
 import { type FakeFal, startFakeFal } from "../fakes/fal.js";
 import { readBody } from "../fakes/provider-faults.js";
@@ -117,9 +114,7 @@ describe("fal adapter", () => {
     const provider = createFalProvider(options(fake));
     const { generate } = await requests();
     const { externalId } = await provider.submit(generate, callContext());
-    const handle = parseFalExternalId(externalId);
-    assert.ok(handle);
-    const queued = fake.requests.get(handle.requestId);
+    const queued = fake.requests.get(providerIdOf(externalId) ?? "");
     assert.ok(queued);
     assert.equal(queued.endpoint, "fal-ai/flux/dev");
     assert.deepEqual(queued.input.image_size, { width: 64, height: 48 });
@@ -138,7 +133,7 @@ describe("fal adapter", () => {
     assert.equal(fake.calls.submit, submits);
     assert.equal(done.status, "succeeded");
     if (done.status === "succeeded") {
-      assert.equal(done.result.providerRequestId, parseFalExternalId(externalId)?.requestId);
+      assert.equal(done.result.providerRequestId, providerIdOf(externalId));
     }
   });
 
@@ -215,7 +210,7 @@ describe("fal adapter", () => {
       const provider = createFalProvider(options(fake, { webhookUrl }));
       const { generate } = await requests();
       const { externalId } = await provider.submit(generate, callContext());
-      const requestId = parseFalExternalId(externalId)?.requestId;
+      const requestId = providerIdOf(externalId);
       assert.equal(fake.requests.get(requestId ?? "")?.webhook, webhookUrl);
       await waitFor(async () => received.length === 1, "the fal callback", 5_000);
       const [callback] = received;

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ShotlistError } from "../../src/domain/errors.js";
+import { providerIdOf } from "../../src/providers/async-handle.js";
 import {
   createReplicateProvider,
   type ReplicateProviderOptions,
@@ -130,7 +131,7 @@ describe("replicate adapter", () => {
     const provider = createReplicateProvider(options(fake));
     const { generate } = await requests();
     const { externalId } = await provider.submit(generate, callContext());
-    const prediction = fake.predictions.get(externalId);
+    const prediction = fake.predictions.get(providerIdOf(externalId) ?? "");
     assert.ok(prediction);
     assert.equal(prediction.version, FLUX_DEV);
     assert.deepEqual(
@@ -155,7 +156,7 @@ describe("replicate adapter", () => {
     assert.equal(fake.calls.create, creates);
     if (done.status === "succeeded") {
       assert.deepEqual([done.result.width, done.result.height], [64, 48]);
-      assert.equal(done.result.providerRequestId, externalId);
+      assert.equal(done.result.providerRequestId, providerIdOf(externalId));
     }
   });
 
@@ -211,9 +212,10 @@ describe("replicate adapter", () => {
     const { generate } = await requests();
     const { externalId } = await provider.submit(generate, callContext());
     await pollToEnd(provider, externalId);
-    const prediction = fake.predictions.get(externalId);
+    const predictionId = providerIdOf(externalId) ?? "";
+    const prediction = fake.predictions.get(predictionId);
     assert.ok(prediction?.output);
-    prediction.output = [`${fake.url}/delivery/${externalId}/gone.webp`];
+    prediction.output = [`${fake.url}/delivery/${predictionId}/gone.webp`];
     const again = await provider.poll(externalId, callContext());
     assert.equal(again.status, "failed");
     if (again.status === "failed") assert.equal(again.error.kind, "bad_output");
@@ -256,7 +258,8 @@ describe("replicate adapter", () => {
       const provider = createReplicateProvider(options(fake, { webhookUrl }));
       const { generate } = await requests();
       const { externalId } = await provider.submit(generate, callContext());
-      assert.deepEqual(fake.predictions.get(externalId)?.webhookEvents, ["completed"]);
+      const predictionId = providerIdOf(externalId);
+      assert.deepEqual(fake.predictions.get(predictionId ?? "")?.webhookEvents, ["completed"]);
       await waitFor(async () => received.length === 1, "the completed callback", 5_000);
       const [callback] = received;
       assert.ok(callback);
@@ -265,11 +268,11 @@ describe("replicate adapter", () => {
         headers: callback.headers,
         rawBody: callback.body,
         secrets: secret,
-        isKnownPrediction: (id) => id === externalId,
+        isKnownPrediction: (id) => id === predictionId,
       });
       assert.deepEqual(
         [event.predictionId, event.status, event.terminal],
-        [externalId, "succeeded", true],
+        [predictionId, "succeeded", true],
       );
       // The callback says it is done; the image still comes from one poll (never from the body).
       const polled = await provider.poll(externalId, callContext());

@@ -1,7 +1,7 @@
 import { createFalClient } from "@fal-ai/client";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
-import type { OutputFormat, OutputSpec } from "../../domain/recipe.js";
+import { decodeHandle, encodeHandle } from "../async-handle.js";
 import {
   type CallDeadline,
   failureOfCall,
@@ -9,7 +9,7 @@ import {
   pause,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput, readOutputImage } from "../output-image.js";
+import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -86,35 +86,6 @@ const resultSchema = z.object({
   images: z.array(z.object({ url: z.string(), content_type: z.string().nullish() })).min(1),
   has_nsfw_concepts: z.array(z.boolean()).nullish(),
 });
-
-/**
- * The externalId carries what `poll` needs to finish on its own in any process (the ledger
- * stores it): fal's request id, the model, and the output the recipe asked for — fal's status
- * and result answers echo none of them. Shape: `<request_id>|<model>|<w>x<h>|<format>`.
- */
-export function falExternalId(requestId: string, model: string, output: OutputSpec): string {
-  return `${requestId}|${model}|${output.width}x${output.height}|${output.format}`;
-}
-
-export function parseFalExternalId(externalId: string): {
-  requestId: string;
-  model: string;
-  width: number;
-  height: number;
-  format: OutputFormat;
-} | null {
-  const match = /^([^|]+)\|([^|]+)\|(\d+)x(\d+)\|(jpeg|png|webp|avif)$/.exec(externalId);
-  if (!match) return null;
-  const [, requestId, model, width, height, format] = match;
-  if (!requestId || !model || !width || !height || !format) return null;
-  return {
-    requestId,
-    model,
-    width: Number(width),
-    height: Number(height),
-    format: format as OutputFormat,
-  };
-}
 
 /** fal's "model error" body (https://fal.ai/docs/documentation/model-apis/errors). */
 function detailTypes(json: unknown): string[] {
@@ -279,17 +250,19 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
         throw new ProviderCallError(name, "bad_output", "the submit answer has no request_id");
       }
       return {
-        externalId: falExternalId(
-          parsed.data.request_id,
-          request.recipe.model,
-          request.recipe.output,
-        ),
+        externalId: encodeHandle({
+          providerId: parsed.data.request_id,
+          model: request.recipe.model,
+          output: request.recipe.output,
+          recipeHash: request.recipeHash,
+          composite: model.imageInput !== undefined,
+        }),
       };
     });
   }
 
   async function poll(externalId: string, context: CallContext): Promise<PollResult> {
-    const handle = parseFalExternalId(externalId);
+    const handle = decodeHandle(externalId);
     if (!handle) {
       throw new ProviderCallError(name, "invalid_request", `not a fal external id: ${externalId}`);
     }
@@ -298,7 +271,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       let answer: unknown;
       try {
         answer = await client(deadline).queue.status(model.endpoint, {
-          requestId: handle.requestId,
+          requestId: handle.providerId,
           logs: false,
           abortSignal: deadline.signal,
         });
@@ -316,7 +289,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       let answer: unknown;
       try {
         answer = await client(deadline).queue.result(model.endpoint, {
-          requestId: handle.requestId,
+          requestId: handle.providerId,
           abortSignal: deadline.signal,
         });
       } catch (error) {
@@ -359,13 +332,19 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
           name,
           file.bytes,
           file.contentType,
-          { width: handle.width, height: handle.height, format: handle.format, quality: 90 },
+          handle.output,
           options.maxOutputPixels,
         );
+        const labelled = await labelOutput(name, image, {
+          output: handle.output,
+          recipeHash: handle.recipeHash,
+          composite: handle.composite,
+          ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+        });
         const done: ProviderResult = {
-          ...image,
+          ...labelled,
           costMicros: priceOf(handle.model),
-          providerRequestId: handle.requestId,
+          providerRequestId: handle.providerId,
         };
         return { status: "succeeded", result: done };
       } catch (error) {

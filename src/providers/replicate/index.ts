@@ -1,9 +1,9 @@
 import Replicate from "replicate";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
-import type { OutputFormat, OutputSpec } from "../../domain/recipe.js";
+import { type AsyncCallHandle, decodeHandle, encodeHandle } from "../async-handle.js";
 import { type CallDeadline, failureOfCall, pause, withDeadline } from "../exchange.js";
-import { downloadOutput, readOutputImage } from "../output-image.js";
+import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -75,8 +75,6 @@ const STATUSES = ["starting", "processing", "succeeded", "failed", "canceled", "
 const predictionSchema = z.object({
   id: z.string().min(1),
   status: z.enum(STATUSES),
-  version: z.string().optional(),
-  input: z.record(z.string(), z.unknown()).optional(),
   output: z.unknown().optional(),
   error: z.unknown().optional(),
 });
@@ -201,42 +199,11 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     );
   }
 
-  /**
-   * What the prediction was asked for, read back from the prediction itself (Replicate echoes
-   * `version` and `input`), so a fresh process resuming a ledger row checks the output without
-   * any state of ours: the model (for its price) and the size and format (for the output check).
-   */
-  function askedFor(prediction: Prediction): { model: string; output: OutputSpec } {
-    const model = Object.entries(options.models).find(
-      ([, config]) => config.version === prediction.version,
-    )?.[0];
-    const input = prediction.input ?? {};
-    const { width, height, output_format: format, output_quality: quality } = input;
-    if (
-      model === undefined ||
-      typeof width !== "number" ||
-      typeof height !== "number" ||
-      typeof format !== "string"
-    ) {
-      throw new ProviderCallError(
-        name,
-        "invalid_request",
-        `prediction ${prediction.id} was not made by this adapter's configuration (version ${prediction.version ?? "unknown"})`,
-      );
-    }
-    return {
-      model,
-      output: {
-        width,
-        height,
-        format: (format === "jpg" ? "jpeg" : format) as OutputFormat,
-        quality: typeof quality === "number" ? quality : 90,
-      },
-    };
-  }
-
-  async function resultOf(prediction: Prediction, deadline: CallDeadline): Promise<ProviderResult> {
-    const asked = askedFor(prediction);
+  async function resultOf(
+    prediction: Prediction,
+    handle: AsyncCallHandle,
+    deadline: CallDeadline,
+  ): Promise<ProviderResult> {
     const output = Array.isArray(prediction.output) ? prediction.output[0] : prediction.output;
     if (typeof output !== "string") {
       throw new ProviderCallError(name, "bad_output", `prediction ${prediction.id} has no output`);
@@ -246,10 +213,16 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       name,
       file.bytes,
       file.contentType,
-      asked.output,
+      handle.output,
       options.maxOutputPixels,
     );
-    return { ...image, costMicros: priceOf(asked.model), providerRequestId: prediction.id };
+    const labelled = await labelOutput(name, image, {
+      output: handle.output,
+      recipeHash: handle.recipeHash,
+      composite: handle.composite,
+      ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+    });
+    return { ...labelled, costMicros: priceOf(handle.model), providerRequestId: prediction.id };
   }
 
   async function submit(
@@ -281,23 +254,44 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       } catch (error) {
         throw failureOfCall(name, deadline, context, error);
       }
-      return { externalId: parsePrediction(answer).id };
+      const prediction = parsePrediction(answer);
+      return {
+        externalId: encodeHandle({
+          providerId: prediction.id,
+          model: request.recipe.model,
+          output: request.recipe.output,
+          recipeHash: request.recipeHash,
+          composite: model.imageInput !== undefined,
+        }),
+      };
     });
   }
 
   async function poll(externalId: string, context: CallContext): Promise<PollResult> {
+    const handle = decodeHandle(externalId);
+    if (!handle) {
+      throw new ProviderCallError(
+        name,
+        "invalid_request",
+        `not a replicate external id: ${externalId}`,
+      );
+    }
     return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
       let answer: unknown;
       try {
-        answer = await client(deadline).predictions.get(encodeURIComponent(externalId), {
+        answer = await client(deadline).predictions.get(encodeURIComponent(handle.providerId), {
           signal: deadline.signal,
         });
       } catch (error) {
         throw failureOfCall(name, deadline, context, error);
       }
       const prediction = parsePrediction(answer);
-      if (prediction.id !== externalId) {
-        throw new ProviderCallError(name, "bad_output", `asked for ${externalId}, got another`);
+      if (prediction.id !== handle.providerId) {
+        throw new ProviderCallError(
+          name,
+          "bad_output",
+          `asked for ${handle.providerId}, got another`,
+        );
       }
       switch (prediction.status) {
         case "starting":
@@ -305,7 +299,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
           return { status: "pending" };
         case "succeeded":
           try {
-            return { status: "succeeded", result: await resultOf(prediction, deadline) };
+            return { status: "succeeded", result: await resultOf(prediction, handle, deadline) };
           } catch (error) {
             // A bad image is the prediction's final answer; a failed download may heal.
             if (error instanceof ProviderCallError && !error.retryable) {
