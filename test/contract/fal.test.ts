@@ -150,6 +150,16 @@ describe("fal adapter", () => {
     }
   });
 
+  it("ends a request whose image the safety checker flagged as failed: content_policy", async () => {
+    const provider = createFalProvider(options(fake));
+    const { generate } = await requests();
+    fake.flagNextAsNsfw();
+    const { externalId } = await provider.submit(generate, callContext());
+    const done = await pollToEnd(provider, externalId);
+    assert.equal(done.status, "failed");
+    if (done.status === "failed") assert.equal(done.error.kind, "content_policy");
+  });
+
   it("maps fal's 'Exhausted balance' 403 to insufficient_credits, not unauthorized", async () => {
     const provider = createFalProvider(options(fake));
     const { generate } = await requests();

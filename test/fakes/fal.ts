@@ -37,6 +37,7 @@ export interface FakeFalRequest {
   polls: number;
   webhook: string | undefined;
   fault: JobFault | undefined;
+  nsfw: boolean;
   /** Set once COMPLETED: the stored answer of `GET …/requests/{id}`. */
   result: { status: number; body: unknown; headers?: Record<string, string> } | undefined;
 }
@@ -61,6 +62,8 @@ export interface FakeFal {
   webhookDeliveries: FalWebhookDelivery[];
   failRequests(fault: HttpFault, count?: number, retryAfterSeconds?: number): void;
   failNextRequest(fault: JobFault): void;
+  /** The next request's image comes back blacked out with `has_nsfw_concepts: [true]`. */
+  flagNextAsNsfw(): void;
   /** Status polls a request needs before COMPLETED; default 2. */
   pollsToComplete: number;
   close(): Promise<void>;
@@ -94,6 +97,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
   const webhookDeliveries: FalWebhookDelivery[] = [];
   const httpFaults = new FaultScript<HttpFault>();
   const jobFaults: JobFault[] = [];
+  let nsfwNext = false;
   let url = "";
 
   const urlsOf = (request: FakeFalRequest) => {
@@ -167,7 +171,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
         images: [{ url: `${url}${path}`, width, height, content_type: file.contentType }],
         timings: { inference: 0.01 },
         seed,
-        has_nsfw_concepts: [false],
+        has_nsfw_concepts: [request.nsfw],
         prompt: input.prompt,
       },
     };
@@ -282,8 +286,10 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
       polls: 0,
       webhook: query.get("fal_webhook") ?? undefined,
       fault: jobFaults.shift(),
+      nsfw: nsfwNext,
       result: undefined,
     };
+    nsfwNext = false;
     requests.set(queued.id, queued);
     sendJson(
       response,
@@ -399,6 +405,9 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
     },
     failNextRequest(fault) {
       jobFaults.push(fault);
+    },
+    flagNextAsNsfw() {
+      nsfwNext = true;
     },
     async close() {
       destroySockets();
