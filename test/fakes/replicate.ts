@@ -359,7 +359,9 @@ export async function startFakeReplicate(
       response.end(file.bytes);
       return;
     }
-    if (request.headers.authorization !== `Bearer ${token}`) {
+    // Replicate documents `Bearer`; the older `Token` scheme is still accepted.
+    const authorization = request.headers.authorization;
+    if (authorization !== `Bearer ${token}` && authorization !== `Token ${token}`) {
       problem(response, 401, "Unauthenticated", "You did not pass a valid authentication token");
       return;
     }
