@@ -204,6 +204,23 @@ export function failureOfCall(
       });
 }
 
+/**
+ * A poll whose answer cannot be read (a proxy's or portal's page where JSON was due) says nothing
+ * about the job, and polling again is free: it is `unavailable` (retryable), where the same answer
+ * to a paid submit stays `bad_output`.
+ */
+export function asPollFailure(provider: string, error: unknown): unknown {
+  if (error instanceof ProviderCallError && error.kind === "bad_output") {
+    return new ProviderCallError(
+      provider,
+      "unavailable",
+      `the status answer was unreadable, the job's state is unknown: ${error.message}`,
+      { ...(error.httpStatus === undefined ? {} : { httpStatus: error.httpStatus }), cause: error },
+    );
+  }
+  return error;
+}
+
 /** Waits `ms` between polls of `run()`, ending early (rejecting) when the caller aborts. */
 export function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

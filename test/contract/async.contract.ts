@@ -318,6 +318,23 @@ export function asyncProviderContract(
       assert.equal(done.status, "succeeded");
     });
 
+    it("ends a submit answered 200 with an HTML page as bad_output, permanent", async () => {
+      const { provider, fake, generate } = subject;
+      const submits = fake.submits();
+      fake.failRequests("portal_page", 1);
+      await rejectsWithKind(provider.submit(generate, callContext()), "bad_output", false);
+      assert.equal(fake.submits() - submits, 1);
+    });
+
+    it("throws unavailable for a poll answered 200 with an HTML page; the next poll goes on", async () => {
+      const { provider, fake, generate } = subject;
+      const { externalId } = await provider.submit(generate, callContext());
+      fake.failRequests("portal_page", 1);
+      await rejectsWithKind(provider.poll(externalId, callContext()), "unavailable", true);
+      const done = await pollToEnd(provider, externalId);
+      assert.equal(done.status, "succeeded");
+    });
+
     for (const { fault, kind } of JOB_FAULTS) {
       it(`ends a job whose answer is ${fault} as failed: ${kind}, permanent`, async () => {
         const { provider, fake, generate } = subject;

@@ -247,6 +247,10 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
         response.writeHead(502, { "content-type": "text/html" });
         response.end(HTML_ERROR_PAGE);
         return true;
+      case "portal_page":
+        response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+        response.end(HTML_ERROR_PAGE);
+        return true;
       case "hang":
         return true;
     }

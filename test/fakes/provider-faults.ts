@@ -13,6 +13,8 @@ export type HttpFault =
   | "server_error"
   | "unavailable"
   | "html_error"
+  /** 200 with an HTML page where the API's JSON was due (a captive portal, a misrouted URL). */
+  | "portal_page"
   | "hang";
 
 export type JobFault =

@@ -216,6 +216,10 @@ export async function startFakeReplicate(
         response.writeHead(502, { "content-type": "text/html" });
         response.end(HTML_ERROR_PAGE);
         return true;
+      case "portal_page":
+        response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+        response.end(HTML_ERROR_PAGE);
+        return true;
       case "hang":
         return true; // never answers; close() ends the socket
     }

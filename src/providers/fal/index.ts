@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
 import { decodeHandle, encodeHandle } from "../async-handle.js";
 import {
+  asPollFailure,
   type CallDeadline,
   failureOfCall,
   type HeldResponse,
@@ -276,11 +277,14 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
           abortSignal: deadline.signal,
         });
       } catch (error) {
-        throw failureOfCall(name, deadline, context, error, refineFal);
+        throw asPollFailure(name, failureOfCall(name, deadline, context, error, refineFal));
       }
       const parsed = statusSchema.safeParse(answer);
       if (!parsed.success) {
-        throw new ProviderCallError(name, "bad_output", "the status answer has no known status");
+        throw asPollFailure(
+          name,
+          new ProviderCallError(name, "bad_output", "the status answer has no known status"),
+        );
       }
       return parsed.data;
     });
@@ -306,9 +310,17 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
         ) {
           return { status: "failed", error: failure };
         }
-        throw failure;
+        throw asPollFailure(name, failure);
       }
-      const result = resultSchema.safeParse((answer as { data?: unknown } | undefined)?.data);
+      const data = (answer as { data?: unknown } | undefined)?.data;
+      if (typeof data !== "object" || data === null) {
+        // The client hands back text for a 2xx that is not JSON (a portal's page).
+        throw asPollFailure(
+          name,
+          new ProviderCallError(name, "bad_output", "the result answer is not JSON"),
+        );
+      }
+      const result = resultSchema.safeParse(data);
       if (!result.success) {
         return {
           status: "failed",

@@ -2,7 +2,13 @@ import Replicate from "replicate";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
 import { type AsyncCallHandle, decodeHandle, encodeHandle } from "../async-handle.js";
-import { type CallDeadline, failureOfCall, pause, withDeadline } from "../exchange.js";
+import {
+  asPollFailure,
+  type CallDeadline,
+  failureOfCall,
+  pause,
+  withDeadline,
+} from "../exchange.js";
 import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
 import {
   type AsyncPaidProvider,
@@ -283,9 +289,14 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
           signal: deadline.signal,
         });
       } catch (error) {
-        throw failureOfCall(name, deadline, context, error);
+        throw asPollFailure(name, failureOfCall(name, deadline, context, error));
       }
-      const prediction = parsePrediction(answer);
+      let prediction: Prediction;
+      try {
+        prediction = parsePrediction(answer);
+      } catch (error) {
+        throw asPollFailure(name, error);
+      }
       if (prediction.id !== handle.providerId) {
         throw new ProviderCallError(
           name,
