@@ -335,6 +335,15 @@ export function asyncProviderContract(
       assert.equal(done.status, "succeeded");
     });
 
+    it("times out a poll that gets no answer (retryable), and the job is still there", async () => {
+      const { provider, fake, generate } = subject;
+      const { externalId } = await provider.submit(generate, callContext());
+      fake.failRequests("hang", 1);
+      await rejectsWithKind(provider.poll(externalId, callContext()), "timeout", true);
+      const done = await pollToEnd(provider, externalId);
+      assert.equal(done.status, "succeeded");
+    });
+
     for (const { fault, kind } of JOB_FAULTS) {
       it(`ends a job whose answer is ${fault} as failed: ${kind}, permanent`, async () => {
         const { provider, fake, generate } = subject;
