@@ -1,4 +1,5 @@
 import { ShotlistError } from "../domain/errors.js";
+import { DEFAULT_MAX_PIXELS, decodeImage } from "../pipeline/decode.js";
 import { ProviderCallError, type ProviderRequest } from "./provider.js";
 
 /** Replicate's SDK refuses inline files over 10 MB in all; fal documents no lower bound. */
@@ -19,16 +20,31 @@ function mimeOf(bytes: Buffer): string {
 /**
  * The recipe's first reference image as a data URI: the input image of an edit or a background
  * removal. Both async providers accept data URIs for image inputs, so no upload (and no public
- * URL of a customer's photo) is involved. Missing or too large → `invalid_request` before the wire.
+ * URL of a customer's photo) is involved. Refused before the wire, as the sync adapters refuse
+ * theirs: no reference bytes (`reference_image_missing`), a photo that does not decode or is over
+ * the pixel limit (`reference_image_undecodable`; it would fail the same way at the provider,
+ * after being paid for), or over the inline size (`invalid_request`).
  */
-export function firstReferenceDataUri(provider: string, request: ProviderRequest): string {
+export async function firstReferenceDataUri(
+  provider: string,
+  request: ProviderRequest,
+  maxPixels = DEFAULT_MAX_PIXELS,
+): Promise<string> {
   const hash = request.recipe.references[0];
   const bytes = hash === undefined ? undefined : request.references.get(hash);
   if (!bytes) {
-    throw new ProviderCallError(
-      provider,
-      "invalid_request",
-      "this model takes an input image, and the recipe names no reference image with bytes",
+    throw new ShotlistError(
+      "reference_image_missing",
+      `${provider}: this model takes an input image, and recipe ${request.recipeHash} gives no reference photo`,
+    );
+  }
+  try {
+    await decodeImage(bytes, { maxPixels });
+  } catch (cause) {
+    throw new ShotlistError(
+      "reference_image_undecodable",
+      `${provider}: the reference photo does not decode (or exceeds ${maxPixels} pixels); nothing was sent`,
+      { status: 422, cause },
     );
   }
   if (bytes.length > MAX_INLINE_REFERENCE_BYTES) {

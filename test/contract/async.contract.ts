@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { ShotlistError } from "../../src/domain/errors.js";
 import type { OutputSpec, Recipe } from "../../src/domain/recipe.js";
 import { recipeHash } from "../../src/domain/recipe.js";
 import { readDigitalSourceTypeFromXmp, readRecipeHashFromXmp } from "../../src/pipeline/xmp.js";
@@ -279,11 +280,31 @@ export function asyncProviderContract(
       assert.ok(sent.equals(edit.references.get(hash) ?? Buffer.alloc(0)));
     });
 
-    it("refuses an edit without reference bytes before any request", async () => {
+    it("refuses an edit without reference bytes, before any request", async () => {
       const { provider, fake, edit } = subject;
       const submits = fake.submits();
       const bare: ProviderRequest = { ...edit, references: new Map() };
-      await rejectsWithKind(provider.submit(bare, callContext()), "invalid_request", false);
+      await assert.rejects(
+        provider.submit(bare, callContext()),
+        (error: unknown) =>
+          error instanceof ShotlistError && error.code === "reference_image_missing",
+      );
+      assert.equal(fake.submits(), submits);
+    });
+
+    it("refuses an edit whose reference photo does not decode, before any request", async () => {
+      const { provider, fake, edit } = subject;
+      const submits = fake.submits();
+      const hash = edit.recipe.references[0] ?? "";
+      const broken: ProviderRequest = {
+        ...edit,
+        references: new Map([[hash, Buffer.from("not a photo at all")]]),
+      };
+      await assert.rejects(
+        provider.submit(broken, callContext()),
+        (error: unknown) =>
+          error instanceof ShotlistError && error.code === "reference_image_undecodable",
+      );
       assert.equal(fake.submits(), submits);
     });
 

@@ -197,7 +197,10 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
     return config.version ?? `${config.endpoint ?? model}@unversioned`;
   };
 
-  function inputOf(request: ProviderRequest, model: FalModelConfig): Record<string, unknown> {
+  async function inputOf(
+    request: ProviderRequest,
+    model: FalModelConfig,
+  ): Promise<Record<string, unknown>> {
     const { recipe } = request;
     const { output } = recipe;
     if (!limits.formats.includes(output.format)) {
@@ -218,7 +221,9 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       num_images: 1,
       output_format: output.format,
       enable_safety_checker: true,
-      ...(model.imageInput ? { [model.imageInput]: firstReferenceDataUri(name, request) } : {}),
+      ...(model.imageInput
+        ? { [model.imageInput]: await firstReferenceDataUri(name, request) }
+        : {}),
     };
   }
 
@@ -234,7 +239,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
         `recipe pins ${request.recipe.modelVersion}, configuration runs ${versionOf(request.recipe.model)}`,
       );
     }
-    const input = inputOf(request, model);
+    const input = await inputOf(request, model);
     return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
       let answer: unknown;
       try {

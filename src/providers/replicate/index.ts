@@ -154,7 +154,10 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     return config;
   };
 
-  function inputOf(request: ProviderRequest, model: ReplicateModelConfig): Record<string, unknown> {
+  async function inputOf(
+    request: ProviderRequest,
+    model: ReplicateModelConfig,
+  ): Promise<Record<string, unknown>> {
     const { recipe } = request;
     const { output } = recipe;
     if (!limits.formats.includes(output.format)) {
@@ -176,7 +179,9 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       num_outputs: 1,
       output_format: output.format === "jpeg" ? "jpg" : output.format,
       output_quality: output.quality,
-      ...(model.imageInput ? { [model.imageInput]: firstReferenceDataUri(name, request) } : {}),
+      ...(model.imageInput
+        ? { [model.imageInput]: await firstReferenceDataUri(name, request) }
+        : {}),
     };
   }
 
@@ -245,7 +250,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
         `recipe pins version ${request.recipe.modelVersion}, configuration runs ${model.version}`,
       );
     }
-    const input = inputOf(request, model);
+    const input = await inputOf(request, model);
     return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
       let answer: unknown;
       try {
