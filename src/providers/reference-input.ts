@@ -57,6 +57,24 @@ export async function firstReferenceDataUri(
   return `data:${mimeOf(bytes)};base64,${bytes.toString("base64")}`;
 }
 
+/** An edit or background-removal model must say which of its inputs takes the photo. */
+export function checkImageInputs(
+  provider: string,
+  models: Readonly<Record<string, { operations?: readonly string[]; imageInput?: string }>>,
+): void {
+  for (const [model, config] of Object.entries(models)) {
+    const needsImage = (config.operations ?? []).some(
+      (operation) => operation === "edit" || operation === "remove-background",
+    );
+    if (needsImage && !config.imageInput) {
+      throw new ShotlistError(
+        "invalid_config",
+        `${provider}: model "${model}" does ${config.operations?.join(", ")} but names no imageInput`,
+      );
+    }
+  }
+}
+
 /** Price of one call of `model` from the configured table (micro-units of the account currency). */
 export function priceTable(
   provider: string,

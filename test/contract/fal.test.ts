@@ -199,6 +199,19 @@ describe("fal adapter", () => {
     );
   });
 
+  it("rejects an empty key, a base URL that is not http(s) and an edit model without imageInput", () => {
+    for (const bad of [
+      { apiKey: "" },
+      { baseUrl: "ftp://queue.example" },
+      { models: { "fal-ai/flux-pro/kontext": { operations: ["edit" as const] } } },
+    ]) {
+      assert.throws(
+        () => createFalProvider(options(fake, { prices: { perCallMicros: 1 }, ...bad })),
+        (error: unknown) => error instanceof ShotlistError && error.code === "invalid_config",
+      );
+    }
+  });
+
   it("reads fal's webhook signing keys from the JWKS URL", async () => {
     const keys = await createFalProvider(options(fake)).webhookKeys(callContext());
     assert.equal(keys.length, 1);

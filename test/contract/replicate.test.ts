@@ -231,6 +231,19 @@ describe("replicate adapter", () => {
     );
   });
 
+  it("rejects an empty token, a zero timeout and an edit model without imageInput", () => {
+    for (const bad of [
+      { apiToken: " " },
+      { timeoutMs: 0 },
+      { models: { "x/edit": { version: FLUX_DEV, operations: ["edit" as const] } } },
+    ]) {
+      assert.throws(
+        () => createReplicateProvider(options(fake, { prices: { perCallMicros: 1 }, ...bad })),
+        (error: unknown) => error instanceof ShotlistError && error.code === "invalid_config",
+      );
+    }
+  });
+
   it("rejects a configuration without a price for a model", () => {
     assert.throws(
       () => createReplicateProvider(options(fake, { prices: {} })),

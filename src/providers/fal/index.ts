@@ -11,6 +11,7 @@ import {
   withDeadline,
 } from "../exchange.js";
 import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
+import { checkApiKey, checkTimeout, normaliseBaseUrl } from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -22,7 +23,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { firstReferenceDataUri, priceTable } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri, priceTable } from "../reference-input.js";
 import type { FalJsonWebKey } from "./webhook.js";
 
 export const FAL_QUEUE_URL = "https://queue.fal.run";
@@ -138,8 +139,11 @@ function refineFal(response: HeldResponse, json: unknown) {
  */
 export function createFalProvider(options: FalProviderOptions): FalProvider {
   const name = options.name ?? "fal";
-  const baseUrl = (options.baseUrl ?? FAL_QUEUE_URL).replace(/\/+$/, "");
+  const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? FAL_QUEUE_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
+  checkApiKey(name, options.apiKey);
+  checkTimeout(name, timeoutMs);
+  checkImageInputs(name, options.models);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const baseFetch = options.fetch ?? fetch;
   for (const [model, config] of Object.entries(options.models)) {

@@ -10,6 +10,7 @@ import {
   withDeadline,
 } from "../exchange.js";
 import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
+import { checkApiKey, checkTimeout, normaliseBaseUrl } from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -21,7 +22,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { firstReferenceDataUri, priceTable } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri, priceTable } from "../reference-input.js";
 
 export const REPLICATE_API_URL = "https://api.replicate.com/v1";
 
@@ -103,8 +104,11 @@ const CONTENT_POLICY = /nsfw|flagged as sensitive|\(E005\)|content polic|safety 
  */
 export function createReplicateProvider(options: ReplicateProviderOptions): ReplicateProvider {
   const name = options.name ?? "replicate";
-  const baseUrl = options.baseUrl ?? REPLICATE_API_URL;
+  const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? REPLICATE_API_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
+  checkApiKey(name, options.apiToken);
+  checkTimeout(name, timeoutMs);
+  checkImageInputs(name, options.models);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const baseFetch = options.fetch ?? fetch;
   for (const [model, config] of Object.entries(options.models)) {
