@@ -1,5 +1,6 @@
 import { ShotlistError } from "../domain/errors.js";
 import { DEFAULT_MAX_PIXELS, decodeImage } from "../pipeline/decode.js";
+import { checkPrices, type PriceOptions, priceOf } from "./paid-call.js";
 import { ProviderCallError, type ProviderRequest } from "./provider.js";
 
 /** Replicate's SDK refuses inline files over 10 MB in all; fal documents no lower bound. */
@@ -75,26 +76,23 @@ export function checkImageInputs(
   }
 }
 
-/** Price of one call of `model` from the configured table (micro-units of the account currency). */
+/**
+ * The price table (the sync adapters' shape, `paid-call.ts`), checked at construction with one
+ * more rule: every configured model has a price, so none can fail for want of one at call time.
+ */
 export function priceTable(
   provider: string,
   models: readonly string[],
-  prices: { byModel?: Readonly<Record<string, number>>; perCallMicros?: number },
+  options: PriceOptions,
 ): (model: string) => number {
+  checkPrices(provider, options);
   for (const model of models) {
-    const price = prices.byModel?.[model] ?? prices.perCallMicros;
-    if (price === undefined || !Number.isInteger(price) || price < 0) {
+    if (options.prices?.[model] === undefined && options.perCallMicros === undefined) {
       throw new ShotlistError(
         "invalid_config",
-        `${provider}: no price for model "${model}": set prices.byModel["${model}"] or prices.perCallMicros (a whole number ≥ 0)`,
+        `${provider}: no price for model "${model}": set prices["${model}"] or perCallMicros`,
       );
     }
   }
-  return (model) => {
-    const price = prices.byModel?.[model] ?? prices.perCallMicros;
-    if (price === undefined) {
-      throw new ProviderCallError(provider, "invalid_request", `model "${model}" has no price`);
-    }
-    return price;
-  };
+  return (model) => priceOf(provider, options, model);
 }

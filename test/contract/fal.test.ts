@@ -36,7 +36,7 @@ function options(fake: FakeFal, extra: Partial<FalProviderOptions> = {}) {
       "fal-ai/flux/dev": {},
       "fal-ai/flux-pro/kontext": { operations: ["edit" as const], imageInput: "image_url" },
     },
-    prices: { byModel: { "fal-ai/flux/dev": 25_000, "fal-ai/flux-pro/kontext": 40_000 } },
+    prices: { "fal-ai/flux/dev": 25_000, "fal-ai/flux-pro/kontext": 40_000 },
     timeoutMs: 1_000,
     pollIntervalMs: 5,
     ...extra,
@@ -193,8 +193,7 @@ describe("fal adapter", () => {
 
   it("rejects a configuration whose model is not an endpoint id", () => {
     assert.throws(
-      () =>
-        createFalProvider(options(fake, { models: { flux: {} }, prices: { perCallMicros: 1 } })),
+      () => createFalProvider(options(fake, { models: { flux: {} }, perCallMicros: 1 })),
       (error: unknown) => error instanceof ShotlistError && error.code === "invalid_config",
     );
   });
@@ -206,7 +205,7 @@ describe("fal adapter", () => {
       { models: { "fal-ai/flux-pro/kontext": { operations: ["edit" as const] } } },
     ]) {
       assert.throws(
-        () => createFalProvider(options(fake, { prices: { perCallMicros: 1 }, ...bad })),
+        () => createFalProvider(options(fake, { perCallMicros: 1, ...bad })),
         (error: unknown) => error instanceof ShotlistError && error.code === "invalid_config",
       );
     }

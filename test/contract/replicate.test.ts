@@ -46,10 +46,8 @@ function options(fake: FakeReplicate, extra: Partial<ReplicateProviderOptions> =
       },
     },
     prices: {
-      byModel: {
-        "black-forest-labs/flux-dev": 25_000,
-        "black-forest-labs/flux-kontext-pro": 40_000,
-      },
+      "black-forest-labs/flux-dev": 25_000,
+      "black-forest-labs/flux-kontext-pro": 40_000,
     },
     timeoutMs: 1_000,
     pollIntervalMs: 5,
@@ -164,7 +162,7 @@ describe("replicate adapter", () => {
     const provider = createReplicateProvider(
       options(fake, {
         models: { "someone/else": { version: "c".repeat(64) } },
-        prices: { perCallMicros: 1_000 },
+        perCallMicros: 1_000,
       }),
     );
     const request = await requestFor({
@@ -238,7 +236,7 @@ describe("replicate adapter", () => {
       { models: { "x/edit": { version: FLUX_DEV, operations: ["edit" as const] } } },
     ]) {
       assert.throws(
-        () => createReplicateProvider(options(fake, { prices: { perCallMicros: 1 }, ...bad })),
+        () => createReplicateProvider(options(fake, { perCallMicros: 1, ...bad })),
         (error: unknown) => error instanceof ShotlistError && error.code === "invalid_config",
       );
     }
@@ -246,7 +244,7 @@ describe("replicate adapter", () => {
 
   it("rejects a configuration without a price for a model", () => {
     assert.throws(
-      () => createReplicateProvider(options(fake, { prices: {} })),
+      () => createReplicateProvider(options(fake, { prices: { "black-forest-labs/flux-dev": 1 } })),
       (error: unknown) => error instanceof ShotlistError && error.code === "invalid_config",
     );
   });

@@ -11,7 +11,7 @@ import {
   withDeadline,
 } from "../exchange.js";
 import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
-import { checkApiKey, checkTimeout, normaliseBaseUrl } from "../paid-call.js";
+import { checkApiKey, checkTimeout, normaliseBaseUrl, type PriceOptions } from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -46,7 +46,8 @@ export interface FalModelConfig {
   input?: Record<string, unknown>;
 }
 
-export interface FalProviderOptions {
+/** Prices: `prices` per model name and/or `perCallMicros` (micro-dollars per call). */
+export interface FalProviderOptions extends PriceOptions {
   /** Registry name; default `"fal"`. */
   name?: string;
   /** Queue API base URL; default `https://queue.fal.run`. Tests point it at the fake. */
@@ -55,8 +56,6 @@ export interface FalProviderOptions {
   apiKey: string;
   /** Endpoints by the name recipes use. */
   models: Readonly<Record<string, FalModelConfig>>;
-  /** Price of one request in micro-units (1 USD = 1 000 000), per model or flat. */
-  prices: { byModel?: Readonly<Record<string, number>>; perCallMicros?: number };
   /** Timeout of each HTTP call (submit, status, result, output download), ms; default 30 000. */
   timeoutMs?: number;
   /** Pause between polls inside `run()`, ms; default 1 000. */
@@ -157,7 +156,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
     throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
   }
-  const priceOf = priceTable(name, Object.keys(options.models), options.prices);
+  const priceOf = priceTable(name, Object.keys(options.models), options);
   const operations: Operation[] = [
     ...new Set(
       Object.values(options.models).flatMap(

@@ -10,7 +10,7 @@ import {
   withDeadline,
 } from "../exchange.js";
 import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
-import { checkApiKey, checkTimeout, normaliseBaseUrl } from "../paid-call.js";
+import { checkApiKey, checkTimeout, normaliseBaseUrl, type PriceOptions } from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -41,7 +41,8 @@ export interface ReplicateModelConfig {
   input?: Record<string, unknown>;
 }
 
-export interface ReplicateProviderOptions {
+/** Prices: `prices` per model name and/or `perCallMicros` (micro-dollars per call). */
+export interface ReplicateProviderOptions extends PriceOptions {
   /** Registry name; default `"replicate"`. */
   name?: string;
   /** API base URL; default `https://api.replicate.com/v1`. Tests point it at the fake. */
@@ -50,8 +51,6 @@ export interface ReplicateProviderOptions {
   apiToken: string;
   /** Models by the name recipes use. */
   models: Readonly<Record<string, ReplicateModelConfig>>;
-  /** Price of one prediction in micro-units (1 USD = 1 000 000), per model or flat. */
-  prices: { byModel?: Readonly<Record<string, number>>; perCallMicros?: number };
   /** Timeout of each HTTP call (create, get, output download), ms; default 30 000. */
   timeoutMs?: number;
   /** Pause between polls inside `run()` (callers with a ledger poll on their own), ms; default 1 000. */
@@ -122,7 +121,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
     throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
   }
-  const priceOf = priceTable(name, Object.keys(options.models), options.prices);
+  const priceOf = priceTable(name, Object.keys(options.models), options);
   const operations: Operation[] = [
     ...new Set(
       Object.values(options.models).flatMap(
