@@ -1,3 +1,4 @@
+import { bodyExcerpt, kindForStatus, retryAfterMs } from "./paid-call.js";
 import { type CallContext, ProviderCallError, type ProviderFailureKind } from "./provider.js";
 
 /**
@@ -97,14 +98,6 @@ export async function withDeadline<T>(
   }
 }
 
-/** Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date. */
-export function parseRetryAfterMs(value: string | null, nowMs = Date.now()): number | undefined {
-  if (value === null || value.trim() === "") return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
-}
-
 export function looksLikeHtml(contentType: string | null, body: Buffer): boolean {
   if (contentType?.toLowerCase().includes("text/html")) return true;
   const start = body.subarray(0, 64).toString("utf8").trimStart().toLowerCase();
@@ -117,8 +110,9 @@ export interface HttpFailureRefinement {
 }
 
 /**
- * Maps a non-2xx answer to a failure kind: 401/403 unauthorized, 402 insufficient credits,
- * 408 timeout, 429 rate limited (with Retry-After), 5xx unavailable, other 4xx invalid request.
+ * Maps a non-2xx answer to a failure kind (`kindForStatus`: 401/403 unauthorized, 402
+ * insufficient credits, 408 timeout, 429 rate limited with Retry-After, 5xx unavailable, other
+ * 4xx invalid request).
  * `refine` reads the provider's own error body first (fal's content_policy_violation, its
  * "Exhausted balance" 403, …).
  */
@@ -138,27 +132,12 @@ export function failureFromResponse(
     }
   }
   const refined = refine?.(response, json);
-  const { status } = response;
-  const kind: ProviderFailureKind =
-    refined?.kind ??
-    (status === 401 || status === 403
-      ? "unauthorized"
-      : status === 402
-        ? "insufficient_credits"
-        : status === 408
-          ? "timeout"
-          : status === 429
-            ? "rate_limited"
-            : status >= 500
-              ? "unavailable"
-              : "invalid_request");
-  const text = html
-    ? "an HTML error page"
-    : (refined?.detail ?? response.body.toString("utf8").slice(0, 300));
-  const retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
-  return new ProviderCallError(provider, kind, `HTTP ${status}: ${text}`, {
-    httpStatus: status,
-    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  const kind: ProviderFailureKind = refined?.kind ?? kindForStatus(response.status);
+  const text = html ? "an HTML error page" : (refined?.detail ?? bodyExcerpt(response.body));
+  const retryAfter = retryAfterMs(response.headers);
+  return new ProviderCallError(provider, kind, `HTTP ${response.status}: ${text}`, {
+    httpStatus: response.status,
+    ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
   });
 }
 
