@@ -56,7 +56,7 @@ export interface FalProviderOptions extends PriceOptions {
   apiKey: string;
   /** Endpoints by the name recipes use. */
   models: Readonly<Record<string, FalModelConfig>>;
-  /** Timeout of each HTTP call (submit, status, result, output download), ms; default 30 000. */
+  /** Deadline of each step (submit; status; result with its download; JWKS), ms; default 30 000. */
   timeoutMs?: number;
   /** Pause between polls inside `run()`, ms; default 1 000. */
   pollIntervalMs?: number;

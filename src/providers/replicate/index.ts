@@ -51,7 +51,7 @@ export interface ReplicateProviderOptions extends PriceOptions {
   apiToken: string;
   /** Models by the name recipes use. */
   models: Readonly<Record<string, ReplicateModelConfig>>;
-  /** Timeout of each HTTP call (create, get, output download), ms; default 30 000. */
+  /** Deadline of each call (`submit`; a `poll` with its output download), ms; default 30 000. */
   timeoutMs?: number;
   /** Pause between polls inside `run()` (callers with a ledger poll on their own), ms; default 1 000. */
   pollIntervalMs?: number;
