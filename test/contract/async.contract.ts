@@ -130,13 +130,13 @@ const HTTP_FAULTS: readonly { fault: HttpFault; kind: ProviderFailureKind; retry
     { fault: "hang", kind: "timeout", retryable: true },
   ];
 
-const JOB_FAULTS: readonly { fault: JobFault; kind: ProviderFailureKind }[] = [
-  { fault: "content_policy", kind: "content_policy" },
-  { fault: "non_image", kind: "bad_output" },
-  { fault: "truncated", kind: "bad_output" },
-  { fault: "wrong_size", kind: "bad_output" },
-  { fault: "wrong_format", kind: "bad_output" },
-  { fault: "html_page", kind: "bad_output" },
+/** Images a job delivered (and the provider billed) that are unusable. */
+const BAD_IMAGES: readonly JobFault[] = [
+  "non_image",
+  "truncated",
+  "wrong_size",
+  "wrong_format",
+  "html_page",
 ];
 
 const JOB_FAULTS_OF_SHARED_SUITE: ReadonlySet<FakeFault> = new Set([
@@ -365,16 +365,37 @@ export function asyncProviderContract(
       assert.equal(done.status, "succeeded");
     });
 
-    for (const { fault, kind } of JOB_FAULTS) {
-      it(`ends a job whose answer is ${fault} as failed: ${kind}, permanent`, async () => {
+    it("ends a job the provider refused on content policy as a failed poll, permanent", async () => {
+      const { provider, fake, generate } = subject;
+      fake.failNextJob("content_policy");
+      const { externalId } = await provider.submit(generate, callContext());
+      const done = await pollToEnd(provider, externalId);
+      assert.equal(done.status, "failed");
+      if (done.status !== "failed") return;
+      assert.equal(done.error.kind, "content_policy", done.error.message);
+      assert.equal(done.error.retryable, false);
+    });
+
+    // A job that succeeded delivered (and was billed for) its image: an unusable one is thrown
+    // as bad_output, which the ledger records as a billed call with no usable output, not as a
+    // failed job.
+    for (const fault of BAD_IMAGES) {
+      it(`throws bad_output, permanent, for a finished job whose image is ${fault}`, async () => {
         const { provider, fake, generate } = subject;
         fake.failNextJob(fault);
         const { externalId } = await provider.submit(generate, callContext());
-        const done = await pollToEnd(provider, externalId);
-        assert.equal(done.status, "failed");
-        if (done.status !== "failed") return;
-        assert.equal(done.error.kind, kind, done.error.message);
-        assert.equal(done.error.retryable, false);
+        let polled = await provider.poll(externalId, callContext());
+        for (let poll = 0; poll < 20 && polled.status === "pending"; poll++) {
+          try {
+            polled = await provider.poll(externalId, callContext());
+          } catch (error) {
+            assert.ok(error instanceof ProviderCallError);
+            assert.equal(error.kind, "bad_output", error.message);
+            assert.equal(error.retryable, false);
+            return;
+          }
+        }
+        assert.fail(`the poll ended ${polled.status} instead of throwing bad_output`);
       });
     }
 

@@ -214,9 +214,7 @@ describe("replicate adapter", () => {
     const prediction = fake.predictions.get(predictionId);
     assert.ok(prediction?.output);
     prediction.output = [`${fake.url}/delivery/${predictionId}/gone.webp`];
-    const again = await provider.poll(externalId, callContext());
-    assert.equal(again.status, "failed");
-    if (again.status === "failed") assert.equal(again.error.kind, "bad_output");
+    await rejectsWithKind(provider.poll(externalId, callContext()), "bad_output", false);
   });
 
   it("rejects a configuration with a model version that is not a version id", () => {

@@ -330,10 +330,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       }
       const result = resultSchema.safeParse(data);
       if (!result.success) {
-        return {
-          status: "failed",
-          error: new ProviderCallError(name, "bad_output", "the result has no images"),
-        };
+        throw new ProviderCallError(name, "bad_output", "the result has no images");
       }
       if (result.data.has_nsfw_concepts?.[0] === true) {
         // fal's safety checker blacks the image out and says so here.
@@ -346,33 +343,28 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
           ),
         };
       }
-      try {
-        const file = await downloadOutput(name, result.data.images[0]!.url, deadline, baseFetch);
-        const image = await readOutputImage(
-          name,
-          file.bytes,
-          file.contentType,
-          handle.output,
-          options.maxOutputPixels,
-        );
-        const labelled = await labelOutput(name, image, {
-          output: handle.output,
-          recipeHash: handle.recipeHash,
-          composite: handle.composite,
-          ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
-        });
-        const done: ProviderResult = {
-          ...labelled,
-          costMicros: priceOf(handle.model),
-          providerRequestId: handle.providerId,
-        };
-        return { status: "succeeded", result: done };
-      } catch (error) {
-        if (error instanceof ProviderCallError && !error.retryable) {
-          return { status: "failed", error };
-        }
-        throw error;
-      }
+      // Thrown, not a failed poll: the request succeeded and was billed. A bad image
+      // (bad_output) is its final answer; a failed download (unavailable) may heal.
+      const file = await downloadOutput(name, result.data.images[0]!.url, deadline, baseFetch);
+      const image = await readOutputImage(
+        name,
+        file.bytes,
+        file.contentType,
+        handle.output,
+        options.maxOutputPixels,
+      );
+      const labelled = await labelOutput(name, image, {
+        output: handle.output,
+        recipeHash: handle.recipeHash,
+        composite: handle.composite,
+        ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+      });
+      const done: ProviderResult = {
+        ...labelled,
+        costMicros: priceOf(handle.model),
+        providerRequestId: handle.providerId,
+      };
+      return { status: "succeeded", result: done };
     });
   }
 

@@ -317,15 +317,9 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
         case "processing":
           return { status: "pending" };
         case "succeeded":
-          try {
-            return { status: "succeeded", result: await resultOf(prediction, handle, deadline) };
-          } catch (error) {
-            // A bad image is the prediction's final answer; a failed download may heal.
-            if (error instanceof ProviderCallError && !error.retryable) {
-              return { status: "failed", error };
-            }
-            throw error;
-          }
+          // Thrown, not a failed poll: the prediction succeeded and was billed. A bad image
+          // (bad_output) is its final answer; a failed download (unavailable) may heal.
+          return { status: "succeeded", result: await resultOf(prediction, handle, deadline) };
         default:
           return { status: "failed", error: failedPrediction(prediction) };
       }
