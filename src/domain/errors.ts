@@ -7,6 +7,7 @@ export type ErrorCode =
   | "invalid_request"
   | "invalid_json"
   | "invalid_signature"
+  | "unknown_prediction"
   | "webhook_not_configured"
   | "invalid_sku"
   | "invalid_config"
