@@ -16,7 +16,7 @@ import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.j
 import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
 import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { buildProviderRegistry } from "./providers/configured.js";
+import { type BuildRegistryOptions, buildProviderRegistry } from "./providers/configured.js";
 import type { ProviderRegistry } from "./providers/registry.js";
 import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createProviderResiliences } from "./queue/provider-policy.js";
@@ -100,11 +100,21 @@ export function createBlobStore(storage: string): BlobStore {
   return createFsBlobStore(storage);
 }
 
-export async function createRuntime(settings: Settings, log: Logger): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** Adapter factories by kind; default PROVIDER_FACTORIES (tests add the vendor adapters they use). */
+  providerFactories?: BuildRegistryOptions["factories"];
+}
+
+export async function createRuntime(
+  settings: Settings,
+  log: Logger,
+  options: RuntimeOptions = {},
+): Promise<Runtime> {
   const shotList = loadShotList(settings.shotListPath);
   const providers = buildProviderRegistry(shotList, {
     env: settings.env,
     maxPixels: settings.maxPixels,
+    ...(options.providerFactories ? { factories: options.providerFactories } : {}),
   });
   const blobs = createBlobStore(settings.storage);
   // Breakers and bulkheads are per process, shared by every worker loop of it.
@@ -183,6 +193,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
           providers,
           db,
           paid: { db, blobs, resilience, log },
+          maxPixels: settings.maxPixels,
           onLinkFinished: (event) =>
             metrics.linkDuration.observe(
               { provider: event.provider, slot: event.slot, outcome: event.outcome },

@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ShotlistError } from "../domain/errors.js";
+import { TEMPLATE_PLACEHOLDERS, templatePlaceholders } from "../domain/plan.js";
+import type { Step } from "../domain/recipe.js";
 import {
   type CategoryShotList,
   PROVIDER_KINDS,
@@ -39,12 +41,104 @@ const outputSchema = z.strictObject({
   quality: z.number().int().min(1).max(100),
 });
 
-const linkSchema = z.strictObject({
-  provider: z.string().regex(NAME, "a provider name such as local"),
-  model: z.string().min(1).max(200).default("default"),
-  steps: z.array(stepSchema).default([]),
-  prompt: z.string().max(4000).nullable().default(null),
-});
+/** Adds an issue for every placeholder of `template` that is not one of TEMPLATE_PLACEHOLDERS. */
+function checkTemplate(
+  template: string | null | undefined,
+  path: PropertyKey[],
+  context: z.RefinementCtx,
+): void {
+  // Refinements may see a value whose other fields already failed: check only what is a string.
+  if (typeof template !== "string") return;
+  for (const name of templatePlaceholders(template)) {
+    if (!(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(name)) {
+      context.addIssue({
+        code: "custom",
+        path,
+        message: `unknown placeholder {{${name}}}; expected one of ${TEMPLATE_PLACEHOLDERS.map((known) => `{{${known}}}`).join(", ")}`,
+      });
+    }
+  }
+}
+
+/**
+ * Why `steps` cannot run on a subject (a photo or a provider's output), or undefined: the same
+ * order rules the local pipeline enforces at render time, told at load time with the path.
+ */
+function stepOrderProblem(steps: readonly Step[]): { index: number; message: string } | undefined {
+  let placed = false;
+  for (const [index, step] of steps.entries()) {
+    switch (step?.op) {
+      case "swatch-grid":
+        return { index, message: "swatch-grid draws the variants; it cannot run on an image" };
+      case "shadow":
+        if (!placed) return { index, message: "shadow needs a place or scene step before it" };
+        break;
+      default:
+        if (placed) return { index, message: `${step?.op} cannot follow place or scene` };
+        if (step?.op === "place" || step?.op === "scene") placed = true;
+    }
+  }
+  return undefined;
+}
+
+const linkSchema = z
+  .strictObject({
+    provider: z.string().regex(NAME, "a provider name such as local"),
+    model: z.string().min(1).max(200).default("default"),
+    steps: z.array(stepSchema).default([]),
+    prompt: z.string().max(4000).nullable().default(null),
+    input: z.enum(["reference", "cutout"]).default("reference"),
+    // biome-ignore lint/suspicious/noThenProperty: the documented YAML key of a shot list, data that is never awaited
+    then: z.array(stepSchema).max(16).default([]),
+  })
+  .superRefine((link, context) => {
+    checkTemplate(link.prompt, ["prompt"], context);
+    if (link.provider === "local") {
+      // The local pipeline runs its own steps; "then" and "input" describe the work around a
+      // paid call, so on a local link they would be silently meaningless.
+      if (Array.isArray(link.then) && link.then.length > 0) {
+        context.addIssue({
+          code: "custom",
+          path: ["then"],
+          message: "then follows a paid provider's step; a local link lists its work under steps",
+        });
+      }
+      if (link.input !== "reference") {
+        context.addIssue({
+          code: "custom",
+          path: ["input"],
+          message: "input chooses a paid provider's input image; a local link uses steps",
+        });
+      }
+      return;
+    }
+    const problem = Array.isArray(link.then) ? stepOrderProblem(link.then) : undefined;
+    if (problem) {
+      context.addIssue({ code: "custom", path: ["then", problem.index], message: problem.message });
+    }
+  });
+
+/** A slot reads the variants or a reference; `input: cutout` needs the reference photo. */
+function checkLinksAgainstSource(
+  slot: {
+    source?: z.infer<typeof sourceSchema> | undefined;
+    chain?: z.infer<typeof linkSchema>[] | undefined;
+  },
+  context: z.RefinementCtx,
+): void {
+  if (typeof slot.source !== "object" || slot.source === null || !("variants" in slot.source)) {
+    return;
+  }
+  for (const [index, link] of (Array.isArray(slot.chain) ? slot.chain : []).entries()) {
+    if (link?.input === "cutout") {
+      context.addIssue({
+        code: "custom",
+        path: ["chain", index, "input"],
+        message: "input: cutout needs a reference photo as the slot's source, not the variants",
+      });
+    }
+  }
+}
 
 const checksSchema = z.strictObject({
   whiteBorder: z.strictObject({ minValue: z.number().int().min(0).max(255) }).optional(),
@@ -61,25 +155,35 @@ const sourceSchema = z.union([
   z.strictObject({ variants: z.literal(true) }),
 ]);
 
-const slotSchema = z.strictObject({
-  alt: z.string().max(500).default("{{title}}"),
-  required: z.boolean().default(true),
-  source: sourceSchema,
-  chain: z.array(linkSchema).min(1, "at least one way of making the slot"),
-  checks: checksSchema.default({}),
-  output: outputSchema.optional(),
-});
+const slotSchema = z
+  .strictObject({
+    alt: z.string().max(500).default("{{title}}"),
+    required: z.boolean().default(true),
+    source: sourceSchema,
+    chain: z.array(linkSchema).min(1, "at least one way of making the slot"),
+    checks: checksSchema.default({}),
+    output: outputSchema.optional(),
+  })
+  .superRefine((slot, context) => {
+    checkTemplate(slot.alt, ["alt"], context);
+    checkLinksAgainstSource(slot, context);
+  });
 
 // Written out, not slotSchema.partial(): zod 4 applies a field's default even when the field is
 // optional, so a partial override that named only `chain` replaced the slot's checks with {}.
-const slotOverrideSchema = z.strictObject({
-  alt: z.string().max(500).optional(),
-  required: z.boolean().optional(),
-  source: sourceSchema.optional(),
-  chain: z.array(linkSchema).min(1, "at least one way of making the slot").optional(),
-  checks: checksSchema.optional(),
-  output: outputSchema.optional(),
-});
+const slotOverrideSchema = z
+  .strictObject({
+    alt: z.string().max(500).optional(),
+    required: z.boolean().optional(),
+    source: sourceSchema.optional(),
+    chain: z.array(linkSchema).min(1, "at least one way of making the slot").optional(),
+    checks: checksSchema.optional(),
+    output: outputSchema.optional(),
+  })
+  .superRefine((slot, context) => {
+    checkTemplate(slot.alt, ["alt"], context);
+    checkLinksAgainstSource(slot, context);
+  });
 
 const positiveMs = z.number().int().min(1).max(86_400_000);
 
@@ -207,6 +311,15 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
         continue;
       }
       const slot = { ...base, ...(entry.overrides?.[slotName] ?? {}) };
+      const chain = slot.chain ?? base.chain;
+      if (slot.source && "variants" in slot.source && chain.some((l) => l.input === "cutout")) {
+        // Only reachable through an override that changes the source or the chain alone.
+        const line = lineOf(document, lineCounter, ["categories", category, "overrides", slotName]);
+        problems.push(
+          `${origin}:${line}: at categories.${category}.overrides.${slotName}: input: cutout needs a reference photo as the slot's source, not the variants`,
+        );
+        continue;
+      }
       slots.push({
         name: slotName,
         required: slot.required ?? true,
@@ -215,7 +328,7 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
           slot.source && "reference" in slot.source
             ? { kind: "reference", index: slot.source.reference }
             : { kind: "variants" },
-        chain: (slot.chain ?? base.chain).map((link) => ({ ...link })),
+        chain: chain.map((link) => ({ ...link })),
         checks: slot.checks ?? {},
         output: slot.output ?? defaultOutput,
       });
