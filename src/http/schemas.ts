@@ -414,9 +414,14 @@ const costLineTotals = {
   calls: z.int(),
   succeeded: z.int(),
   failed: z.int(),
-  open: z.int().meta({ description: "calls still under way (pending or submitted)" }),
+  open: z.int().meta({
+    description: "calls still under way: submitted, or pending within their holder's deadline",
+  }),
   spentMicros: z.int().meta({ description: "what succeeded calls cost, in micro-units" }),
-  inDoubt: z.int().meta({ description: "calls whose outcome is unknown, counted as spent" }),
+  inDoubt: z.int().meta({
+    description:
+      "calls whose outcome is unknown (in doubt, or pending past their holder's deadline), counted as spent",
+  }),
   inDoubtMicros: z.int().meta({ description: "in-doubt calls at their estimated cost" }),
 };
 
