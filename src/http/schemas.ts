@@ -109,10 +109,11 @@ export const jobListQuerySchema = z.object({
 /**
  * `{products: [...]}`: the batch envelope. The route checks it with `z.unknown()` items and
  * then takes each product through the intake on its own (one bad product is reported in its
- * result, the rest are accepted); the document shows the product schema as the item.
+ * result, the rest are accepted); the document shows the product schema as the item. Strict:
+ * a field beside `products` (a misspelt option, a second list) is refused, not ignored.
  */
 export function productBatchSchema<T extends z.ZodType>(item: T) {
-  return z.looseObject({
+  return z.strictObject({
     products: z
       .array(item, { error: "products must be a non-empty array" })
       .min(1, { error: "products must be a non-empty array" })
