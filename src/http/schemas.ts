@@ -109,10 +109,11 @@ export const jobListQuerySchema = z.object({
 /**
  * `{products: [...]}`: the batch envelope. The route checks it with `z.unknown()` items and
  * then takes each product through the intake on its own (one bad product is reported in its
- * result, the rest are accepted); the document shows the product schema as the item.
+ * result, the rest are accepted); the document shows the product schema as the item. Strict:
+ * a field beside `products` (a misspelt option, a second list) is refused, not ignored.
  */
 export function productBatchSchema<T extends z.ZodType>(item: T) {
-  return z.looseObject({
+  return z.strictObject({
     products: z
       .array(item, { error: "products must be a non-empty array" })
       .min(1, { error: "products must be a non-empty array" })
@@ -414,9 +415,14 @@ const costLineTotals = {
   calls: z.int(),
   succeeded: z.int(),
   failed: z.int(),
-  open: z.int().meta({ description: "calls still under way (pending or submitted)" }),
+  open: z.int().meta({
+    description: "calls still under way: submitted, or pending within their holder's deadline",
+  }),
   spentMicros: z.int().meta({ description: "what succeeded calls cost, in micro-units" }),
-  inDoubt: z.int().meta({ description: "calls whose outcome is unknown, counted as spent" }),
+  inDoubt: z.int().meta({
+    description:
+      "calls whose outcome is unknown (in doubt, or pending past their holder's deadline), counted as spent",
+  }),
   inDoubtMicros: z.int().meta({ description: "in-doubt calls at their estimated cost" }),
 };
 

@@ -25,7 +25,7 @@ import {
 import type { Queryable } from "../store/db.js";
 import type { AttemptRecord, ClaimedJob } from "../store/jobs.js";
 import type { RenderJobPayload } from "../store/products.js";
-import { type PaidCallDeps, runPaidCall } from "./paid-call.js";
+import { type PaidCallDeps, runPaidCall, settleCallsOfJob } from "./paid-call.js";
 import type { JobContext, JobHandler, JobOutcome } from "./worker.js";
 
 export const EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
@@ -160,6 +160,8 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             state: "succeeded",
             attempts,
             write: async (tx) => {
+              // A call an earlier attempt left pending (its worker died) has no one else to end it.
+              await settleCallsOfJob(tx, deps.blobs, job.id, context.log);
               const assetId = await insertAsset(tx, { ...asset, state: "published" });
               const primary = payload.links[0] ?? hash;
               const afterPublish = await deps.onPublishing?.(tx, { recipeHash: primary });
@@ -182,6 +184,9 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
       };
     },
     async onNeedsReview(tx: Queryable, job: ClaimedJob, reason: string) {
+      // Given up (perhaps without running: its workers died on every attempt): a call one of
+      // them left pending is adopted from its receipt or recorded in doubt, not left open.
+      await settleCallsOfJob(tx, deps.blobs, job.id);
       const payload = job.payload as RenderJobPayload;
       const primary = payload.links[0];
       if (!primary) return;
