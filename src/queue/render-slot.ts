@@ -7,6 +7,7 @@ import type { OutputFormat, Recipe } from "../domain/recipe.js";
 import { runChecks } from "../pipeline/checks.js";
 import { isPaidProvider, ProviderCallError, type ProviderResult } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
+import { TEMPLATE_PROVIDER } from "../providers/template/index.js";
 import {
   getRecipes,
   insertAsset,
@@ -143,6 +144,10 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
           byteSize: result.bytes.length,
           costMicros: result.costMicros,
           checks,
+          // Provenance (issue 5 §3, §5): the provider's id of the call, and a template's output says so.
+          providerRequestId: result.providerRequestId ?? null,
+          madeBy:
+            recipe.provider === TEMPLATE_PROVIDER ? ("template" as const) : ("provider" as const),
         };
         if (passed) {
           record("succeeded", null, checks);
