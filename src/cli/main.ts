@@ -226,7 +226,11 @@ program
     "--where <filter>",
     "provider=…,model=…,slot=…,category=…,sku=… (any of them; matched against the recipe that made the asset)",
   )
-  .option("--dry-run", "list the affected assets, their count and the estimated cost; spend nothing", false)
+  .option(
+    "--dry-run",
+    "list the affected assets, their count and the estimated cost; spend nothing",
+    false,
+  )
   .option("--json", "print JSON", false)
   .action(async (options: { where: string; dryRun: boolean; json: boolean }) => {
     const { parseWhere } = await import("../intake/regenerate.js");

@@ -368,7 +368,11 @@ export const productSchema = z.object({
           id: z.int(),
           sha256,
           url: z.string(),
-          madeBy: z.enum(["provider", "human"]).meta({ description: "human: uploaded in review" }),
+          madeBy: z
+            .enum(["provider", "human", "template"])
+            .meta({
+              description: "human: uploaded in review; template: the stock-template fallback",
+            }),
         })
         .nullable(),
     }),
@@ -520,13 +524,10 @@ export const assetProvenanceSchema = z
       description:
         "every ledger call of this recipe counted as spent (succeeded and in doubt), retries included",
     }),
-    digitalSourceType: z
-      .string()
-      .nullable()
-      .meta({
-        description:
-          "the IPTC DigitalSourceType code the file's XMP carries (AI-made assets); null for local, template and human work",
-      }),
+    digitalSourceType: z.string().nullable().meta({
+      description:
+        "the IPTC DigitalSourceType code the file's XMP carries (AI-made assets); null for local, template and human work",
+    }),
   })
   .meta({ description: "the full recipe and the paid call behind the asset" });
 

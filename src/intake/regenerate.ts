@@ -189,8 +189,16 @@ export async function regenerateAssets(
     if (stale.length === 0) continue;
     if (!options.dryRun) {
       await deps.db.transaction(async (tx) => {
+        // The intake's and the publish's lock order: the product, then its slots.
+        await tx.query("select sku from products where sku = $1 for update", [sku]);
         for (const { plan, affected } of stale) {
-          const job = await enqueueRegeneration(tx, sku, plan, deps.limits.maxAttempts);
+          const job = await enqueueRegeneration(
+            tx,
+            sku,
+            plan,
+            affected.recipeHash,
+            deps.limits.maxAttempts,
+          );
           affected.jobId = job.id;
           affected.jobCreated = job.created;
         }
@@ -240,12 +248,14 @@ async function planStoredProduct(
  * Records the slot's new recipes, enqueues its render job and points the slot at the new first
  * recipe, keeping the slot's state and current asset: the render's publish supersedes that
  * asset only once the new output passed its checks. When only a later link changed, the first
- * recipe (the job key) is the same, so the job gets a key of its own for this chain.
+ * recipe (the job key) is the same, so the job gets a key of its own for this chain. Asked
+ * again before the job ran, the same key finds the same job: nothing is enqueued twice.
  */
 async function enqueueRegeneration(
   tx: Queryable,
   sku: string,
   plan: SlotPlan,
+  staleRecipeHash: string,
   maxAttempts: number,
 ): Promise<{ id: number; created: boolean }> {
   await tx.query(
@@ -266,17 +276,20 @@ async function enqueueRegeneration(
     ],
   );
   const links = plan.links.map((link) => link.recipeHash);
-  const [current] = await tx.query<{ recipe_hash: string }>(
-    "select recipe_hash from product_slots where product_sku = $1 and slot = $2 for update",
-    [sku, plan.slot],
+  const primaryKey = `render:${plan.recipeHash}`;
+  const [primaryJob] = await tx.query<{ links: string[] }>(
+    "select payload->'links' as links from jobs where key = $1",
+    [primaryKey],
   );
-  const firstChanged = current?.recipe_hash !== plan.recipeHash;
+  // The job of the unchanged first recipe made the stale asset (a later link changed): it is
+  // done, so the new chain gets a job of its own, keyed by the whole chain.
+  const madeByPrimaryJob = primaryJob?.links.includes(staleRecipeHash) ?? false;
   const payload: RenderJobPayload = { slot: plan.slot, links, checks: plan.checks };
   const job = await enqueueJob(tx, {
     kind: "render",
-    key: firstChanged
-      ? `render:${plan.recipeHash}`
-      : `render:${plan.recipeHash}:chain-${sha256Hex(canonicalJson(links)).slice(0, 16)}`,
+    key: madeByPrimaryJob
+      ? `${primaryKey}:chain-${sha256Hex(canonicalJson(links)).slice(0, 16)}`
+      : primaryKey,
     payload,
     maxAttempts,
   });

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { verifyAsset, verifyAssetCommand } from "../../src/cli/verify-asset.js";
 import { regenerateCommand } from "../../src/cli/regenerate.js";
+import { verifyAsset, verifyAssetCommand } from "../../src/cli/verify-asset.js";
 import { loadSettings } from "../../src/config/env.js";
 import { sha256Hex } from "../../src/domain/canonical.js";
 import { ShotlistError } from "../../src/domain/errors.js";
@@ -276,14 +276,23 @@ for (const backend of BACKENDS) {
 
     it("refuses verify-asset for a paid asset (it would pay again) and for a bad id", async () => {
       const paid = await slotOf("PAID-1", "hero");
-      await assert.rejects(verifyAssetCommand(runtime, String(paid.asset_id), () => {}), {
-        code: "invalid_request",
-        message: /paid provider studio/,
-      });
-      await assert.rejects(verifyAssetCommand(runtime, "12abc", () => {}), {
-        code: "invalid_request",
-      });
-      await assert.rejects(verifyAssetCommand(runtime, "999999", () => {}), { code: "not_found" });
+      await assert.rejects(
+        verifyAssetCommand(runtime, String(paid.asset_id), () => {}),
+        {
+          code: "invalid_request",
+          message: /paid provider studio/,
+        },
+      );
+      await assert.rejects(
+        verifyAssetCommand(runtime, "12abc", () => {}),
+        {
+          code: "invalid_request",
+        },
+      );
+      await assert.rejects(
+        verifyAssetCommand(runtime, "999999", () => {}),
+        { code: "not_found" },
+      );
     });
 
     it("refuses a bad --where with a clear error naming the key", () => {
@@ -404,7 +413,7 @@ for (const backend of BACKENDS) {
         const unknownField = await post("PAID-2", { dryRun: true, colour: "red" });
         assert.equal(unknownField.statusCode, 400, unknownField.body);
         assert.equal(unknownField.json().code, "invalid_request");
-        assert.match(unknownField.headers["content-type"] ?? "", /application\/problem\+json/);
+        assert.match(String(unknownField.headers["content-type"]), /application\/problem\+json/);
         const notBoolean = await post("PAID-2", { dryRun: "yes" });
         assert.equal(notBoolean.statusCode, 400);
         assert.match(notBoolean.json().detail, /dryRun must be true or false/);
