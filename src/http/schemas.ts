@@ -368,11 +368,9 @@ export const productSchema = z.object({
           id: z.int(),
           sha256,
           url: z.string(),
-          madeBy: z
-            .enum(["provider", "human", "template"])
-            .meta({
-              description: "human: uploaded in review; template: the stock-template fallback",
-            }),
+          madeBy: z.enum(["provider", "human", "template"]).meta({
+            description: "human: uploaded in review; template: the stock-template fallback",
+          }),
         })
         .nullable(),
     }),
