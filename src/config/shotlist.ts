@@ -356,10 +356,10 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
   const providers = new Map<string, ProviderConfig>();
   for (const [name, entry] of Object.entries(file.providers)) {
     const line = lineOf(document, lineCounter, ["providers", name]);
-    if (name === "local") {
+    if (name === "local" || name === "template") {
       throw new ShotlistError(
         "invalid_config",
-        `${origin}:${line}: at providers.local: local is built in and cannot be configured; name your provider otherwise`,
+        `${origin}:${line}: at providers.${name}: ${name} is built in and cannot be configured; name your provider otherwise`,
         { extra: { file: origin, line } },
       );
     }

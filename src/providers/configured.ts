@@ -4,6 +4,7 @@ import { createHttpProvider } from "./http/index.js";
 import { createLocalProvider } from "./local/index.js";
 import type { ImageProvider } from "./provider.js";
 import { assertProvidersConfigured, createRegistry, type ProviderRegistry } from "./registry.js";
+import { createTemplateProvider } from "./template/index.js";
 
 /** What a factory receives besides its own config entry: credentials, read from the environment. */
 export interface ProviderFactoryContext {
@@ -53,7 +54,11 @@ export function buildProviderRegistry(
   options: BuildRegistryOptions,
 ): ProviderRegistry {
   const factories = options.factories ?? PROVIDER_FACTORIES;
-  const providers: ImageProvider[] = [createLocalProvider({ maxPixels: options.maxPixels })];
+  const providers: ImageProvider[] = [
+    createLocalProvider({ maxPixels: options.maxPixels }),
+    // Built in like local (issue 5 §5): the stock-template fallback before human review.
+    createTemplateProvider({ maxPixels: options.maxPixels }),
+  ];
   const problems: string[] = [];
   for (const config of shotList.providers.values()) {
     const factory = factories[config.kind];

@@ -15,6 +15,7 @@ import {
   type ProviderResult,
 } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
+import { TEMPLATE_PROVIDER } from "../providers/template/index.js";
 import {
   getRecipes,
   insertAsset,
@@ -153,6 +154,10 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
           byteSize: result.bytes.length,
           costMicros: result.costMicros,
           checks,
+          // Provenance (issue 5 §3, §5): the provider's id of the call, and a template's output says so.
+          providerRequestId: result.providerRequestId ?? null,
+          madeBy:
+            recipe.provider === TEMPLATE_PROVIDER ? ("template" as const) : ("provider" as const),
         };
         if (passed) {
           record("succeeded", null, checks);

@@ -55,13 +55,16 @@ describe("providers: in the shot list", () => {
     const provider = registry.get("studio-api");
     assert.ok(isPaidProvider(provider));
     assert.equal(provider.mode, "async");
-    assert.deepEqual(registry.names().sort(), ["local", "studio-api"]);
+    assert.deepEqual(registry.names().sort(), ["local", "studio-api", "template"]);
   });
 
-  it("ships a default that configures only the local provider and needs no key", () => {
+  it("ships a default that configures only the built-in providers and needs no key", () => {
     const config = loadShotList();
     assert.equal(config.providers.size, 0);
-    assert.deepEqual(buildProviderRegistry(config, { env: {}, maxPixels: 1e6 }).names(), ["local"]);
+    assert.deepEqual(buildProviderRegistry(config, { env: {}, maxPixels: 1e6 }).names(), [
+      "local",
+      "template",
+    ]);
   });
 
   it("refuses an unknown adapter kind with the file, line and path", () => {
@@ -124,6 +127,39 @@ describe("providers: in the shot list", () => {
       ),
     );
     assert.match(error.message, /shots\.yaml:4: at providers\.local: local is built in/);
+  });
+
+  it("refuses to configure the built-in template provider", () => {
+    const error = invalidConfig(() =>
+      parseShotList(
+        shotList(STUDIO.map((line) => line.replace("studio-api", "template"))),
+        "shots.yaml",
+      ),
+    );
+    assert.match(error.message, /shots\.yaml:4: at providers\.template: template is built in/);
+  });
+
+  it("accepts a chain that ends in the stock template before review", () => {
+    const config = parseShotList(
+      shotList(
+        [],
+        [
+          "categories:",
+          "  home:",
+          "    slots: [hero]",
+          "    overrides:",
+          "      hero:",
+          "        chain: [{ provider: local }, { provider: template, model: neutral-gradient }]",
+        ],
+      ).replace("providers:\n", "providers: {}\n"),
+      "shots.yaml",
+    );
+    const registry = buildProviderRegistry(config, { env: {}, maxPixels: 1e6 });
+    assert.equal(config.categories.get("home")?.slots[0]?.chain[1]?.provider, "template");
+    assert.match(
+      registry.modelVersionOf("template", "neutral-gradient"),
+      /^template neutral-gradient 1 \//,
+    );
   });
 
   it("names the missing environment variable and the entry when the API key is not set", () => {
