@@ -1,17 +1,26 @@
 import { createFalClient } from "@fal-ai/client";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import { decodeHandle, encodeHandle } from "../async-handle.js";
 import {
   asPollFailure,
   type CallDeadline,
   failureOfCall,
-  type HeldResponse,
   pause,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
-import { checkApiKey, checkTimeout, normaliseBaseUrl, type PriceOptions } from "../paid-call.js";
+import { downloadOutput } from "../output-image.js";
+import {
+  checkApiKey,
+  checkImageAnswer,
+  checkTimeout,
+  encodeOutput,
+  type HttpAnswer,
+  normaliseBaseUrl,
+  type PriceOptions,
+  priceTable,
+} from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -23,7 +32,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { checkImageInputs, firstReferenceDataUri, priceTable } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri } from "../reference-input.js";
 import type { FalJsonWebKey } from "./webhook.js";
 
 export const FAL_QUEUE_URL = "https://queue.fal.run";
@@ -67,7 +76,7 @@ export interface FalProviderOptions extends PriceOptions {
   /** Overrides of the declared limits (defaults: 2048 px, jpeg/png/webp, 600 requests a minute). */
   limits?: Partial<ProviderLimits>;
   /** Largest output image decoded, in pixels; default 40 000 000 (decompression-bomb guard). */
-  maxOutputPixels?: number;
+  maxPixels?: number;
   /** fetch implementation; default the global one. */
   fetch?: typeof fetch;
 }
@@ -114,7 +123,7 @@ function detailText(json: unknown): string | undefined {
  * "Exhausted balance" is an empty account (fal locks the user rather than answering 402), and
  * `X-Fal-Retryable: false` makes a 5xx permanent.
  */
-function refineFal(response: HeldResponse, json: unknown) {
+function refineFal(response: HttpAnswer, json: unknown) {
   const detail = detailText(json);
   if (detailTypes(json).includes("content_policy_violation")) {
     return { kind: "content_policy" as const, ...(detail ? { detail } : {}) };
@@ -140,6 +149,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   const name = options.name ?? "fal";
   const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? FAL_QUEUE_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   checkApiKey(name, options.apiKey);
   checkTimeout(name, timeoutMs);
   checkImageInputs(name, options.models);
@@ -225,7 +235,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       output_format: output.format,
       enable_safety_checker: true,
       ...(model.imageInput
-        ? { [model.imageInput]: await firstReferenceDataUri(name, request) }
+        ? { [model.imageInput]: await firstReferenceDataUri(name, request, maxPixels) }
         : {}),
     };
   }
@@ -346,18 +356,18 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       // Thrown, not a failed poll: the request succeeded and was billed. A bad image
       // (bad_output) is its final answer; a failed download (unavailable) may heal.
       const file = await downloadOutput(name, result.data.images[0]!.url, deadline, baseFetch);
-      const image = await readOutputImage(
-        name,
-        file.bytes,
-        file.contentType,
-        handle.output,
-        options.maxOutputPixels,
-      );
-      const labelled = await labelOutput(name, image, {
+      await checkImageAnswer(name, file.bytes, {
+        contentType: file.contentType,
+        expected: handle.output,
+        maxPixels,
+      });
+      const labelled = await encodeOutput(name, file.bytes, {
         output: handle.output,
         recipeHash: handle.recipeHash,
-        composite: handle.composite,
-        ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+        maxPixels,
+        digitalSourceType: handle.composite
+          ? "compositeWithTrainedAlgorithmicMedia"
+          : "trainedAlgorithmicMedia",
       });
       const done: ProviderResult = {
         ...labelled,
@@ -412,7 +422,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   };
 }
 
-function isRequestOutcome(response: HeldResponse): boolean {
+function isRequestOutcome(response: HttpAnswer): boolean {
   if ([401, 403, 404, 429].includes(response.status)) return false;
   if (response.status >= 500) return response.headers.get("x-fal-error-type") !== null;
   return true;

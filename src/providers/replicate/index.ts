@@ -1,6 +1,7 @@
 import Replicate from "replicate";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import { type AsyncCallHandle, decodeHandle, encodeHandle } from "../async-handle.js";
 import {
   asPollFailure,
@@ -9,8 +10,16 @@ import {
   pause,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
-import { checkApiKey, checkTimeout, normaliseBaseUrl, type PriceOptions } from "../paid-call.js";
+import { downloadOutput } from "../output-image.js";
+import {
+  checkApiKey,
+  checkImageAnswer,
+  checkTimeout,
+  encodeOutput,
+  normaliseBaseUrl,
+  type PriceOptions,
+  priceTable,
+} from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -22,7 +31,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { checkImageInputs, firstReferenceDataUri, priceTable } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri } from "../reference-input.js";
 
 export const REPLICATE_API_URL = "https://api.replicate.com/v1";
 
@@ -63,7 +72,7 @@ export interface ReplicateProviderOptions extends PriceOptions {
   /** Overrides of the declared limits (defaults: 2048 px, webp/jpeg/png, 600 creates a minute). */
   limits?: Partial<ProviderLimits>;
   /** Largest output image decoded, in pixels; default 40 000 000 (decompression-bomb guard). */
-  maxOutputPixels?: number;
+  maxPixels?: number;
   /** fetch implementation; default the global one. */
   fetch?: typeof fetch;
 }
@@ -105,6 +114,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   const name = options.name ?? "replicate";
   const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? REPLICATE_API_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   checkApiKey(name, options.apiToken);
   checkTimeout(name, timeoutMs);
   checkImageInputs(name, options.models);
@@ -183,7 +193,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       output_format: output.format === "jpeg" ? "jpg" : output.format,
       output_quality: output.quality,
       ...(model.imageInput
-        ? { [model.imageInput]: await firstReferenceDataUri(name, request) }
+        ? { [model.imageInput]: await firstReferenceDataUri(name, request, maxPixels) }
         : {}),
     };
   }
@@ -223,18 +233,18 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       throw new ProviderCallError(name, "bad_output", `prediction ${prediction.id} has no output`);
     }
     const file = await downloadOutput(name, output, deadline, baseFetch);
-    const image = await readOutputImage(
-      name,
-      file.bytes,
-      file.contentType,
-      handle.output,
-      options.maxOutputPixels,
-    );
-    const labelled = await labelOutput(name, image, {
+    await checkImageAnswer(name, file.bytes, {
+      contentType: file.contentType,
+      expected: handle.output,
+      maxPixels,
+    });
+    const labelled = await encodeOutput(name, file.bytes, {
       output: handle.output,
       recipeHash: handle.recipeHash,
-      composite: handle.composite,
-      ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+      maxPixels,
+      digitalSourceType: handle.composite
+        ? "compositeWithTrainedAlgorithmicMedia"
+        : "trainedAlgorithmicMedia",
     });
     return { ...labelled, costMicros: priceOf(handle.model), providerRequestId: prediction.id };
   }
