@@ -103,7 +103,8 @@ const policySchema = z.strictObject({
   asyncTimeoutMs: positiveMs.default(600_000),
 });
 
-const httpUrl = z.string().refine((value) => {
+/** An http:// or https:// URL (base URLs, webhook URLs; the vendor options use it too). */
+export const httpUrl = z.string().refine((value) => {
   try {
     const url = new URL(value);
     return url.protocol === "http:" || url.protocol === "https:";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { httpUrl } from "../config/shotlist.js";
 import { ShotlistError } from "../domain/errors.js";
 import type { ProviderConfig, ProviderKind, ShotListConfig } from "../domain/shotlist.js";
 import { createFalProvider, FAL_QUEUE_URL } from "./fal/index.js";
@@ -33,15 +34,6 @@ export const VENDOR_BASE_URLS = {
   replicate: REPLICATE_API_URL,
   fal: FAL_QUEUE_URL,
 } as const;
-
-const httpUrl = z.string().refine((value) => {
-  try {
-    const url = new URL(value);
-    return url.protocol === "http:" || url.protocol === "https:";
-  } catch {
-    return false;
-  }
-}, "an http:// or https:// URL");
 
 const OPERATIONS = ["generate", "edit", "remove-background", "compose"] as const;
 
@@ -181,10 +173,20 @@ function commonOptions(config: ProviderConfig, kind: VendorKind, context: Provid
   return {
     name: config.name,
     baseUrl: config.baseUrl ?? VENDOR_BASE_URLS[kind],
+    apiKey: context.apiKey ?? "",
     // The one timeout knob: the policy's per-exchange timeout bounds the adapter's own deadline.
     timeoutMs: config.policy.timeoutMs,
     maxPixels: context.maxPixels,
     ...priceOptions(config),
+  };
+}
+
+/** What the async vendor adapters take besides: their poll pause (for `run`) and the webhook. */
+function asyncOptions(config: ProviderConfig, models: readonly string[]) {
+  requirePrices(config, models);
+  return {
+    pollIntervalMs: config.policy.pollIntervalMs,
+    ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
   };
 }
 
@@ -203,49 +205,34 @@ export const PROVIDER_FACTORIES: Partial<Record<ProviderKind, ProviderFactory>> 
       perCallMicros: config.price.perCallMicros ?? 0,
       ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
     }),
-  openai: (config, context) => {
-    const options = vendorOptions("openai", config);
-    return createOpenAIProvider({
+  openai: (config, context) =>
+    createOpenAIProvider({
       ...commonOptions(config, "openai", context),
-      apiKey: context.apiKey ?? "",
-      ...options,
-    });
-  },
-  removebg: (config, context) => {
-    const options = vendorOptions("removebg", config);
-    return createRemoveBgProvider({
+      ...vendorOptions("openai", config),
+    }),
+  removebg: (config, context) =>
+    createRemoveBgProvider({
       ...commonOptions(config, "removebg", context),
-      apiKey: context.apiKey ?? "",
-      ...options,
-    });
-  },
-  photoroom: (config, context) => {
-    const options = vendorOptions("photoroom", config);
-    return createPhotoroomProvider({
+      ...vendorOptions("removebg", config),
+    }),
+  photoroom: (config, context) =>
+    createPhotoroomProvider({
       ...commonOptions(config, "photoroom", context),
-      apiKey: context.apiKey ?? "",
-      ...options,
-    });
-  },
+      ...vendorOptions("photoroom", config),
+    }),
   replicate: (config, context) => {
     const options = vendorOptions("replicate", config);
-    requirePrices(config, Object.keys(options.models));
     return createReplicateProvider({
       ...commonOptions(config, "replicate", context),
-      apiToken: context.apiKey ?? "",
-      pollIntervalMs: config.policy.pollIntervalMs,
-      ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+      ...asyncOptions(config, Object.keys(options.models)),
       ...options,
     });
   },
   fal: (config, context) => {
     const options = vendorOptions("fal", config);
-    requirePrices(config, Object.keys(options.models));
     return createFalProvider({
       ...commonOptions(config, "fal", context),
-      apiKey: context.apiKey ?? "",
-      pollIntervalMs: config.policy.pollIntervalMs,
-      ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+      ...asyncOptions(config, Object.keys(options.models)),
       ...options,
     });
   },

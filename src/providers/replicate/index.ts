@@ -57,7 +57,7 @@ export interface ReplicateProviderOptions extends PriceOptions {
   /** API base URL; default `https://api.replicate.com/v1`. Tests point it at the fake. */
   baseUrl?: string;
   /** API token (`r8_…`), sent as `Authorization: Bearer`. Security: a secret; never logged. */
-  apiToken: string;
+  apiKey: string;
   /** Models by the name recipes use. */
   models: Readonly<Record<string, ReplicateModelConfig>>;
   /** Deadline of each call (`submit`; a `poll` with its output download), ms; default 30 000. */
@@ -115,7 +115,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? REPLICATE_API_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  checkApiKey(name, options.apiToken);
+  checkApiKey(name, options.apiKey);
   checkTimeout(name, timeoutMs);
   checkImageInputs(name, options.models);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
@@ -148,7 +148,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
 
   const client = (deadline: CallDeadline) =>
     new Replicate({
-      auth: options.apiToken,
+      auth: options.apiKey,
       baseUrl,
       fetch: deadline.fetch,
       userAgent: "shotlist",
