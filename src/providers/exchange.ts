@@ -1,5 +1,12 @@
 import { failureFromResponse, type HttpAnswer, type HttpFailureRefinement } from "./paid-call.js";
-import { type CallContext, ProviderCallError } from "./provider.js";
+import {
+  type AsyncPaidProvider,
+  type CallContext,
+  type PaidCallContext,
+  ProviderCallError,
+  type ProviderRequest,
+  type ProviderResult,
+} from "./provider.js";
 
 /**
  * One HTTP exchange per adapter call, whatever the SDK would do.
@@ -168,4 +175,24 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * `run()` of an async adapter, for callers without a ledger: submit (the recipe hash as the call
+ * id when the caller has none), then poll to the end, pausing between polls.
+ */
+export async function runToEnd(
+  provider: Pick<AsyncPaidProvider, "submit" | "poll">,
+  request: ProviderRequest,
+  context: CallContext,
+  pollIntervalMs: number,
+): Promise<ProviderResult> {
+  const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
+  const { externalId } = await provider.submit(request, { ...context, callId });
+  for (;;) {
+    const polled = await provider.poll(externalId, context);
+    if (polled.status === "succeeded") return polled.result;
+    if (polled.status === "failed") throw polled.error;
+    await pause(pollIntervalMs, context.signal);
+  }
 }

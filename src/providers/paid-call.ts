@@ -8,6 +8,7 @@ import {
   type CallContext,
   ProviderCallError,
   type ProviderFailureKind,
+  type ProviderLimits,
   type ProviderRequest,
   type ProviderResult,
 } from "./provider.js";
@@ -88,6 +89,31 @@ export function priceTable(
     }
   }
   return (model) => priceOf(provider, options, model);
+}
+
+/** Refuses, before anything is sent, an output the provider cannot make (format, side). */
+export function checkOutputFits(
+  provider: string,
+  output: OutputSpec,
+  limits: ProviderLimits,
+): void {
+  if (!limits.formats.includes(output.format)) {
+    throw new ProviderCallError(provider, "invalid_request", `format ${output.format} not offered`);
+  }
+  if (Math.max(output.width, output.height) > limits.maxSide) {
+    throw new ProviderCallError(
+      provider,
+      "invalid_request",
+      `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
+    );
+  }
+}
+
+/** Checks an optional webhook URL at construction. */
+export function checkWebhookUrl(provider: string, webhookUrl: string | undefined): void {
+  if (webhookUrl !== undefined && !/^https?:\/\//.test(webhookUrl)) {
+    throw new ShotlistError("invalid_config", `${provider}: webhookUrl must be an http(s) URL`);
+  }
 }
 
 /** Checks that an API key was given (an empty one would only fail at the first paid call). */

@@ -1,7 +1,7 @@
 import { ShotlistError } from "../domain/errors.js";
 import { DEFAULT_MAX_PIXELS } from "../pipeline/decode.js";
 import { checkReference, referenceImages } from "./paid-call.js";
-import { ProviderCallError, type ProviderRequest } from "./provider.js";
+import { type Operation, ProviderCallError, type ProviderRequest } from "./provider.js";
 
 /** Replicate's SDK refuses inline files over 10 MB in all; fal documents no lower bound. */
 export const MAX_INLINE_REFERENCE_BYTES = 10_000_000;
@@ -66,4 +66,17 @@ export function checkImageInputs(
       );
     }
   }
+}
+
+/** What an adapter with configured models does: the union of its models' operations. */
+export function operationsOf(
+  models: Readonly<Record<string, { operations?: readonly Operation[] }>>,
+): Operation[] {
+  return [
+    ...new Set(
+      Object.values(models).flatMap(
+        (model): readonly Operation[] => model.operations ?? ["generate"],
+      ),
+    ),
+  ];
 }

@@ -7,14 +7,16 @@ import {
   asPollFailure,
   type CallDeadline,
   failureOfCall,
-  pause,
+  runToEnd,
   withDeadline,
 } from "../exchange.js";
 import { downloadOutput } from "../output-image.js";
 import {
   checkApiKey,
   checkImageAnswer,
+  checkOutputFits,
   checkTimeout,
+  checkWebhookUrl,
   encodeOutput,
   type HttpAnswer,
   normaliseBaseUrl,
@@ -32,7 +34,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { checkImageInputs, firstReferenceDataUri } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri, operationsOf } from "../reference-input.js";
 import type { FalJsonWebKey } from "./webhook.js";
 
 export const FAL_QUEUE_URL = "https://queue.fal.run";
@@ -163,17 +165,9 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       );
     }
   }
-  if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
-    throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
-  }
+  checkWebhookUrl(name, options.webhookUrl);
   const priceOf = priceTable(name, Object.keys(options.models), options);
-  const operations: Operation[] = [
-    ...new Set(
-      Object.values(options.models).flatMap(
-        (model): Operation[] => model.operations ?? ["generate"],
-      ),
-    ),
-  ];
+  const operations = operationsOf(options.models);
   const limits: ProviderLimits = {
     maxSide: 2048,
     formats: ["jpeg", "png", "webp"],
@@ -216,16 +210,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   ): Promise<Record<string, unknown>> {
     const { recipe } = request;
     const { output } = recipe;
-    if (!limits.formats.includes(output.format)) {
-      throw new ProviderCallError(name, "invalid_request", `format ${output.format} not offered`);
-    }
-    if (Math.max(output.width, output.height) > limits.maxSide) {
-      throw new ProviderCallError(
-        name,
-        "invalid_request",
-        `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
-      );
-    }
+    checkOutputFits(name, output, limits);
     return {
       ...model.input,
       ...(recipe.prompt === null ? {} : { prompt: recipe.prompt }),
@@ -390,16 +375,8 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
     },
     submit,
     poll,
-    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
-      const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
-      const { externalId } = await submit(request, { ...context, callId });
-      for (;;) {
-        const polled = await poll(externalId, context);
-        if (polled.status === "succeeded") return polled.result;
-        if (polled.status === "failed") throw polled.error;
-        await pause(pollIntervalMs, context.signal);
-      }
-    },
+    run: (request: ProviderRequest, context: CallContext) =>
+      runToEnd({ submit, poll }, request, context, pollIntervalMs),
     async webhookKeys(context: CallContext): Promise<FalJsonWebKey[]> {
       const jwksUrl = options.jwksUrl ?? FAL_JWKS_URL;
       return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {

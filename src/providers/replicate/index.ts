@@ -7,14 +7,16 @@ import {
   asPollFailure,
   type CallDeadline,
   failureOfCall,
-  pause,
+  runToEnd,
   withDeadline,
 } from "../exchange.js";
 import { downloadOutput } from "../output-image.js";
 import {
   checkApiKey,
   checkImageAnswer,
+  checkOutputFits,
   checkTimeout,
+  checkWebhookUrl,
   encodeOutput,
   normaliseBaseUrl,
   type PriceOptions,
@@ -31,7 +33,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { checkImageInputs, firstReferenceDataUri } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri, operationsOf } from "../reference-input.js";
 
 export const REPLICATE_API_URL = "https://api.replicate.com/v1";
 
@@ -128,17 +130,9 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       );
     }
   }
-  if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
-    throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
-  }
+  checkWebhookUrl(name, options.webhookUrl);
   const priceOf = priceTable(name, Object.keys(options.models), options);
-  const operations: Operation[] = [
-    ...new Set(
-      Object.values(options.models).flatMap(
-        (model): Operation[] => model.operations ?? ["generate"],
-      ),
-    ),
-  ];
+  const operations = operationsOf(options.models);
   const limits: ProviderLimits = {
     maxSide: 2048,
     formats: ["webp", "jpeg", "png"],
@@ -173,16 +167,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   ): Promise<Record<string, unknown>> {
     const { recipe } = request;
     const { output } = recipe;
-    if (!limits.formats.includes(output.format)) {
-      throw new ProviderCallError(name, "invalid_request", `format ${output.format} not offered`);
-    }
-    if (Math.max(output.width, output.height) > limits.maxSide) {
-      throw new ProviderCallError(
-        name,
-        "invalid_request",
-        `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
-      );
-    }
+    checkOutputFits(name, output, limits);
     return {
       ...model.input,
       ...(recipe.prompt === null ? {} : { prompt: recipe.prompt }),
@@ -354,16 +339,8 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     },
     submit,
     poll,
-    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
-      const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
-      const { externalId } = await submit(request, { ...context, callId });
-      for (;;) {
-        const polled = await poll(externalId, context);
-        if (polled.status === "succeeded") return polled.result;
-        if (polled.status === "failed") throw polled.error;
-        await pause(pollIntervalMs, context.signal);
-      }
-    },
+    run: (request: ProviderRequest, context: CallContext) =>
+      runToEnd({ submit, poll }, request, context, pollIntervalMs),
     async webhookSecret(context: CallContext): Promise<string> {
       return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
         let answer: unknown;
