@@ -459,6 +459,52 @@ export async function encodeOutput(
   }
 }
 
+/**
+ * One multipart upload whose answer is the image itself (remove.bg, Photoroom): posted under the
+ * call's deadline, an error answer mapped with the provider's own `refine`, the image checked to
+ * be exactly the output size, then made into the recipe's output, labelled as a composite with AI
+ * (the product photo went in).
+ */
+export async function uploadForImage(
+  provider: string,
+  url: string,
+  upload: { headers: Record<string, string>; form: FormData },
+  options: {
+    request: ProviderRequest;
+    timeoutMs: number;
+    maxPixels: number;
+    context: CallContext;
+    refine: (answer: HttpAnswer, json: unknown) => HttpFailureRefinement | undefined;
+  },
+): Promise<Pick<ProviderResult, "bytes" | "format" | "width" | "height">> {
+  const { request, maxPixels } = options;
+  const { response, body } = await fetchWithDeadline(
+    provider,
+    url,
+    { method: "POST", headers: { ...upload.headers, Accept: "image/*" }, body: upload.form },
+    { timeoutMs: options.timeoutMs, context: options.context },
+  );
+  if (!response.ok) {
+    throw failureFromResponse(
+      provider,
+      { status: response.status, headers: response.headers, body },
+      options.refine,
+    );
+  }
+  const { width, height } = request.recipe.output;
+  await checkImageAnswer(provider, body, {
+    contentType: response.headers.get("content-type"),
+    expected: { width, height },
+    maxPixels,
+  });
+  return encodeOutput(provider, body, {
+    output: request.recipe.output,
+    recipeHash: request.recipeHash,
+    maxPixels,
+    digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
+  });
+}
+
 /** The colour of the recipe's `place` step as `rrggbb`, if it has one (backdrop for cut-outs). */
 export function placeBackground(recipe: Recipe): string | undefined {
   for (const step of recipe.steps) {

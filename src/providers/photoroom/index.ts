@@ -2,12 +2,8 @@ import type { Recipe } from "../../domain/recipe.js";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
   checkApiKey,
-  checkImageAnswer,
   checkPrices,
   checkTimeout,
-  encodeOutput,
-  failureFromResponse,
-  fetchWithDeadline,
   type HttpAnswer,
   type HttpFailureRefinement,
   normaliseBaseUrl,
@@ -16,6 +12,7 @@ import {
   priceOf,
   referenceImages,
   referencePng,
+  uploadForImage,
 } from "../paid-call.js";
 import {
   type PaidCallContext,
@@ -150,30 +147,12 @@ export function createPhotoroomProvider(options: PhotoroomProviderOptions): Sync
         url = editUrl;
       }
 
-      const { response, body } = await fetchWithDeadline(
+      const output = await uploadForImage(
         name,
         url,
-        { method: "POST", headers: { "x-api-key": options.apiKey, Accept: "image/*" }, body: form },
-        { timeoutMs, context },
+        { headers: { "x-api-key": options.apiKey }, form },
+        { request, timeoutMs, maxPixels, context, refine: refinePhotoroom },
       );
-      if (!response.ok) {
-        throw failureFromResponse(
-          name,
-          { status: response.status, headers: response.headers, body },
-          refinePhotoroom,
-        );
-      }
-      await checkImageAnswer(name, body, {
-        contentType: response.headers.get("content-type"),
-        expected: { width, height },
-        maxPixels,
-      });
-      const output = await encodeOutput(name, body, {
-        output: request.recipe.output,
-        recipeHash: request.recipeHash,
-        maxPixels,
-        digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
-      });
       return { ...output, costMicros };
     },
   };

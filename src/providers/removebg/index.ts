@@ -1,12 +1,8 @@
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
   checkApiKey,
-  checkImageAnswer,
   checkPrices,
   checkTimeout,
-  encodeOutput,
-  failureFromResponse,
-  fetchWithDeadline,
   type HttpAnswer,
   type HttpFailureRefinement,
   normaliseBaseUrl,
@@ -15,6 +11,7 @@ import {
   priceOf,
   referenceImages,
   referencePng,
+  uploadForImage,
 } from "../paid-call.js";
 import {
   type PaidCallContext,
@@ -108,30 +105,12 @@ export function createRemoveBgProvider(options: RemoveBgProviderOptions): SyncPa
       form.append("channels", "rgba");
       if (backdrop) form.append("bg_color", backdrop);
 
-      const { response, body } = await fetchWithDeadline(
+      const output = await uploadForImage(
         name,
         `${baseUrl}/v1.0/removebg`,
-        { method: "POST", headers: { "X-Api-Key": options.apiKey, Accept: "image/*" }, body: form },
-        { timeoutMs, context },
+        { headers: { "X-Api-Key": options.apiKey }, form },
+        { request, timeoutMs, maxPixels, context, refine: refineRemoveBg },
       );
-      if (!response.ok) {
-        throw failureFromResponse(
-          name,
-          { status: response.status, headers: response.headers, body },
-          refineRemoveBg,
-        );
-      }
-      await checkImageAnswer(name, body, {
-        contentType: response.headers.get("content-type"),
-        expected: { width, height },
-        maxPixels,
-      });
-      const output = await encodeOutput(name, body, {
-        output: request.recipe.output,
-        recipeHash: request.recipeHash,
-        maxPixels,
-        digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
-      });
       return { ...output, costMicros };
     },
   };
