@@ -1,6 +1,33 @@
+import type { AsyncCallHandle } from "./async-handle.js";
 import type { CallDeadline } from "./exchange.js";
-import { failureFromResponse } from "./paid-call.js";
-import { ProviderCallError } from "./provider.js";
+import { checkImageAnswer, encodeOutput, failureFromResponse } from "./paid-call.js";
+import { ProviderCallError, type ProviderResult } from "./provider.js";
+
+/**
+ * A finished async job's output (Replicate, fal): downloaded at once (it expires), checked to be
+ * the output the handle asked for, and made into the recipe's output with its XMP label.
+ */
+export async function outputOfJob(
+  provider: string,
+  url: string,
+  handle: AsyncCallHandle,
+  options: { deadline: CallDeadline; fetch: typeof fetch; maxPixels: number },
+): Promise<Pick<ProviderResult, "bytes" | "format" | "width" | "height">> {
+  const file = await downloadOutput(provider, url, options.deadline, options.fetch);
+  await checkImageAnswer(provider, file.bytes, {
+    contentType: file.contentType,
+    expected: handle.output,
+    maxPixels: options.maxPixels,
+  });
+  return encodeOutput(provider, file.bytes, {
+    output: handle.output,
+    recipeHash: handle.recipeHash,
+    maxPixels: options.maxPixels,
+    digitalSourceType: handle.composite
+      ? "compositeWithTrainedAlgorithmicMedia"
+      : "trainedAlgorithmicMedia",
+  });
+}
 
 /**
  * Downloads an output file (Replicate's replicate.delivery, fal's fal.media) once, under the

@@ -10,14 +10,12 @@ import {
   runToEnd,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput } from "../output-image.js";
+import { outputOfJob } from "../output-image.js";
 import {
   checkApiKey,
-  checkImageAnswer,
   checkOutputFits,
   checkTimeout,
   checkWebhookUrl,
-  encodeOutput,
   type HttpAnswer,
   normaliseBaseUrl,
   type PriceOptions,
@@ -340,19 +338,10 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       }
       // Thrown, not a failed poll: the request succeeded and was billed. A bad image
       // (bad_output) is its final answer; a failed download (unavailable) may heal.
-      const file = await downloadOutput(name, result.data.images[0]!.url, deadline, baseFetch);
-      await checkImageAnswer(name, file.bytes, {
-        contentType: file.contentType,
-        expected: handle.output,
+      const labelled = await outputOfJob(name, result.data.images[0]!.url, handle, {
+        deadline,
+        fetch: baseFetch,
         maxPixels,
-      });
-      const labelled = await encodeOutput(name, file.bytes, {
-        output: handle.output,
-        recipeHash: handle.recipeHash,
-        maxPixels,
-        digitalSourceType: handle.composite
-          ? "compositeWithTrainedAlgorithmicMedia"
-          : "trainedAlgorithmicMedia",
       });
       const done: ProviderResult = {
         ...labelled,

@@ -10,14 +10,12 @@ import {
   runToEnd,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput } from "../output-image.js";
+import { outputOfJob } from "../output-image.js";
 import {
   checkApiKey,
-  checkImageAnswer,
   checkOutputFits,
   checkTimeout,
   checkWebhookUrl,
-  encodeOutput,
   normaliseBaseUrl,
   type PriceOptions,
   priceTable,
@@ -217,19 +215,10 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     if (typeof output !== "string") {
       throw new ProviderCallError(name, "bad_output", `prediction ${prediction.id} has no output`);
     }
-    const file = await downloadOutput(name, output, deadline, baseFetch);
-    await checkImageAnswer(name, file.bytes, {
-      contentType: file.contentType,
-      expected: handle.output,
+    const labelled = await outputOfJob(name, output, handle, {
+      deadline,
+      fetch: baseFetch,
       maxPixels,
-    });
-    const labelled = await encodeOutput(name, file.bytes, {
-      output: handle.output,
-      recipeHash: handle.recipeHash,
-      maxPixels,
-      digitalSourceType: handle.composite
-        ? "compositeWithTrainedAlgorithmicMedia"
-        : "trainedAlgorithmicMedia",
     });
     return { ...labelled, costMicros: priceOf(handle.model), providerRequestId: prediction.id };
   }
