@@ -207,7 +207,8 @@ const policySchema = z.strictObject({
   asyncTimeoutMs: positiveMs.default(600_000),
 });
 
-const httpUrl = z.string().refine((value) => {
+/** An http:// or https:// URL (base URLs, webhook URLs; the vendor options use it too). */
+export const httpUrl = z.string().refine((value) => {
   try {
     const url = new URL(value);
     return url.protocol === "http:" || url.protocol === "https:";
@@ -215,6 +216,9 @@ const httpUrl = z.string().refine((value) => {
     return false;
   }
 }, "an http:// or https:// URL");
+
+/** Vendor kinds whose protocol is submit-then-poll; the others answer the image at once. */
+const ASYNC_VENDOR_KINDS: ReadonlySet<string> = new Set(["replicate", "fal"]);
 
 const providerSchema = z
   .strictObject({
@@ -225,17 +229,43 @@ const providerSchema = z
       .regex(/^[A-Z_][A-Z0-9_]*$/, "the NAME of an environment variable holding the key")
       .optional(),
     mode: z.enum(["sync", "async"]).optional(),
-    price: z.strictObject({ perCallMicros: z.number().int().min(0) }),
+    price: z
+      .strictObject({
+        perCallMicros: z.number().int().min(0).optional(),
+        models: z.record(z.string().min(1), z.number().int().min(0)).optional(),
+      })
+      .refine(
+        (price) => price.perCallMicros !== undefined || Object.keys(price.models ?? {}).length > 0,
+        "a price: perCallMicros (every call) and/or models (micros per model name)",
+      ),
     policy: policySchema.default(policySchema.parse({})),
     webhookUrl: httpUrl.optional(),
     options: z.record(z.string(), z.unknown()).default({}),
   })
   .superRefine((provider, context) => {
-    if (provider.kind !== "http") return;
+    if (provider.kind !== "http") {
+      // The vendor adapters know their own protocol: sync (openai, removebg, photoroom) or
+      // async (replicate, fal). A mode written here would be silently wrong, so it is refused.
+      if (provider.mode !== undefined) {
+        context.addIssue({
+          code: "custom",
+          path: ["mode"],
+          message: `only for kind http; ${provider.kind} is ${ASYNC_VENDOR_KINDS.has(provider.kind) ? "async" : "sync"} by its protocol`,
+        });
+      }
+      return;
+    }
     for (const key of ["baseUrl", "apiKeyEnv", "mode"] as const) {
       if (provider[key] === undefined) {
         context.addIssue({ code: "custom", path: [key], message: `required for kind http` });
       }
+    }
+    if (provider.price.perCallMicros === undefined) {
+      context.addIssue({
+        code: "custom",
+        path: ["price", "perCallMicros"],
+        message: "required for kind http (one price for every call)",
+      });
     }
   });
 
@@ -363,23 +393,28 @@ export function parseShotList(text: string, origin: string): ShotListConfig {
         { extra: { file: origin, line } },
       );
     }
-    const lines = Object.fromEntries(
-      Object.keys(entry).map((key) => [
-        key,
-        lineOf(document, lineCounter, ["providers", name, key]),
-      ]),
-    );
     providers.set(name, {
       name,
       kind: entry.kind,
       baseUrl: entry.baseUrl ?? null,
       apiKeyEnv: entry.apiKeyEnv ?? null,
       mode: entry.mode ?? null,
-      price: entry.price,
+      price: {
+        ...(entry.price.perCallMicros === undefined
+          ? {}
+          : { perCallMicros: entry.price.perCallMicros }),
+        models: entry.price.models ?? {},
+      },
       policy: entry.policy,
       webhookUrl: entry.webhookUrl ?? null,
       options: entry.options,
-      where: (key) => `${origin}:${lines[key] ?? line}: at providers.${name}.${key}`,
+      // A key or a path (`["options", "models", "flux-1.1-pro", "version"]`) points at its own
+      // line, or its nearest parent's.
+      where: (path) => {
+        const keys = typeof path === "string" ? [path] : path;
+        const at = lineOf(document, lineCounter, ["providers", name, ...keys]);
+        return `${origin}:${at}: at providers.${name}.${keys.map(String).join(".")}`;
+      },
     });
   }
   return { origin, categories, providers };

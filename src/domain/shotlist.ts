@@ -96,12 +96,19 @@ export interface ProviderConfig {
   /** Name of the environment variable holding the API key (credentials never live in the file). */
   apiKeyEnv: string | null;
   mode: "sync" | "async" | null;
-  price: { perCallMicros: number };
+  /**
+   * Micros (1,000,000 = 1.00) per accepted call: `models` by model name, else `perCallMicros`;
+   * at least one is set (http: `perCallMicros` is required).
+   */
+  price: { perCallMicros?: number; models: Readonly<Record<string, number>> };
   policy: ProviderPolicy;
   /** Optional webhook URL an async provider posts the finished job to. */
   webhookUrl: string | null;
-  /** Adapter-specific settings (kinds other than http), passed through unvalidated here. */
+  /** The vendor kind's own settings, validated by its factory (src/providers/configured.ts). */
   options: Readonly<Record<string, unknown>>;
-  /** "file:line: at providers.<name>.<key>" for start-up errors (e.g. a missing variable). */
-  where: (key: string) => string;
+  /**
+   * "file:line: at providers.<name>.<path>" for start-up errors; `path` is a key or a list of keys
+   * (`["options", "models", "flux", "version"]`), located at its own line or its nearest parent's.
+   */
+  where: (path: string | readonly PropertyKey[]) => string;
 }

@@ -40,7 +40,7 @@ const FACTORIES: Partial<Record<ProviderKind, ProviderFactory>> = {
       name: config.name,
       ...(config.baseUrl ? { baseUrl: config.baseUrl } : {}),
       apiKey: context.apiKey ?? "",
-      perCallMicros: config.price.perCallMicros,
+      perCallMicros: config.price.perCallMicros ?? 0,
       timeoutMs: config.policy.timeoutMs,
     }),
   openai: (config, context) =>
@@ -48,7 +48,7 @@ const FACTORIES: Partial<Record<ProviderKind, ProviderFactory>> = {
       name: config.name,
       ...(config.baseUrl ? { baseUrl: config.baseUrl } : {}),
       apiKey: context.apiKey ?? "",
-      prices: { "gpt-image-1": config.price.perCallMicros },
+      prices: { "gpt-image-1": config.price.perCallMicros ?? 0 },
       quality: "medium",
       timeoutMs: config.policy.timeoutMs,
     }),
