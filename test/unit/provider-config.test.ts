@@ -338,7 +338,7 @@ describe("vendor adapters in the shot list", () => {
       env: { PHOTOROOM_API_KEY: "sk_pr_x", OPENAI_API_KEY: "sk-proj-x" },
       maxPixels: 1e6,
     });
-    assert.deepEqual(registry.names().sort(), ["local", "openai", "photoroom"]);
+    assert.deepEqual(registry.names().sort(), ["local", "openai", "photoroom", "template"]);
     for (const { category, slots } of config.categories.values()) {
       for (const slot of slots) {
         assert.equal(slot.chain.at(-1)?.provider, "local", `${category}/${slot.name}`);
