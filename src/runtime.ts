@@ -4,7 +4,8 @@ import type { BlobStore } from "./blobs/store.js";
 import type { Settings } from "./config/env.js";
 import { loadShotList } from "./config/shotlist.js";
 import { ShotlistError } from "./domain/errors.js";
-import type { ShotListConfig } from "./domain/shotlist.js";
+import type { ProviderKind, ShotListConfig } from "./domain/shotlist.js";
+import { createGuardedFetch } from "./intake/address-guard.js";
 import type { IntakeDeps } from "./intake/submit.js";
 import { createShopifyAdminClient, createShopifyGraphql } from "./integrations/shopify/client.js";
 import {
@@ -16,8 +17,9 @@ import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.j
 import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
 import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { buildProviderRegistry } from "./providers/configured.js";
+import { buildProviderRegistry, type ProviderFactory } from "./providers/configured.js";
 import type { ProviderRegistry } from "./providers/registry.js";
+import { type CallWakeups, createCallWakeups } from "./queue/call-wakeups.js";
 import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createProviderResiliences } from "./queue/provider-policy.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
@@ -43,6 +45,8 @@ export interface Runtime {
   webhooks: WebhookOutbox;
   /** Announces, after commit, that this process changed product slots (for /i/'s caches). */
   slotChanges: SlotChanges;
+  /** Providers' callbacks received here wake this process's polls of their calls. */
+  callWakeups: CallWakeups;
   /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
   startWorker(overrides?: {
     concurrency?: number;
@@ -100,12 +104,25 @@ export function createBlobStore(storage: string): BlobStore {
   return createFsBlobStore(storage);
 }
 
-export async function createRuntime(settings: Settings, log: Logger): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** Provider factories by kind; default PROVIDER_FACTORIES (tests and benchmarks add one). */
+  providerFactories?: Partial<Record<ProviderKind, ProviderFactory>>;
+}
+
+export async function createRuntime(
+  settings: Settings,
+  log: Logger,
+  options: RuntimeOptions = {},
+): Promise<Runtime> {
   const shotList = loadShotList(settings.shotListPath);
   const providers = buildProviderRegistry(shotList, {
     env: settings.env,
     maxPixels: settings.maxPixels,
+    callbackBaseUrl: settings.providerCallbackBaseUrl,
+    fetchOutput: createGuardedFetch({ allowPrivateNetworks: settings.allowPrivateNetworks }),
+    ...(options.providerFactories ? { factories: options.providerFactories } : {}),
   });
+  const callWakeups = createCallWakeups();
   const blobs = createBlobStore(settings.storage);
   // Breakers and bulkheads are per process, shared by every worker loop of it.
   const resilience = createProviderResiliences(shotList);
@@ -165,6 +182,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
     intake,
     webhooks,
     slotChanges,
+    callWakeups,
     startWorker(overrides = {}) {
       const writeback: Record<string, JobHandler> = shopify
         ? {
@@ -182,7 +200,7 @@ export async function createRuntime(settings: Settings, log: Logger): Promise<Ru
           blobs,
           providers,
           db,
-          paid: { db, blobs, resilience, log },
+          paid: { db, blobs, resilience, log, callWakeups },
           onLinkFinished: (event) =>
             metrics.linkDuration.observe(
               { provider: event.provider, slot: event.slot, outcome: event.outcome },

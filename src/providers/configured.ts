@@ -5,10 +5,29 @@ import { createLocalProvider } from "./local/index.js";
 import type { ImageProvider } from "./provider.js";
 import { assertProvidersConfigured, createRegistry, type ProviderRegistry } from "./registry.js";
 
+/** The default `fetchOutput`: refuses, so nothing is ever fetched past an absent SSRF guard. */
+const refuseOutputFetch = (async (input: string | URL | Request) => {
+  throw new ShotlistError(
+    "output_url_forbidden",
+    `no guarded fetch for provider outputs was configured; refused ${String(input instanceof Request ? input.url : input)}`,
+  );
+}) as typeof fetch;
+
 /** What a factory receives besides its own config entry: credentials, read from the environment. */
 export interface ProviderFactoryContext {
   /** The value of the entry's `apiKeyEnv` variable (checked to be set and non-empty). */
   apiKey: string | undefined;
+  /**
+   * Where this provider's callbacks are received (`<SHOTLIST_PUBLIC_URL>/webhooks/providers/<name>`),
+   * or undefined when SHOTLIST_PUBLIC_URL is unset: async adapters poll then. A `webhookUrl` in
+   * the entry itself wins.
+   */
+  callbackUrl: string | undefined;
+  /**
+   * Fetches a provider's output file (a URL the provider's answer names) through the SSRF guard
+   * (src/intake/address-guard.ts): adapters take it as their `fetchOutput` option.
+   */
+  fetchOutput: typeof fetch;
 }
 
 export type ProviderFactory = (
@@ -41,6 +60,15 @@ export interface BuildRegistryOptions {
   maxPixels: number;
   /** Factories by kind; default PROVIDER_FACTORIES (tests may add one). */
   factories?: Partial<Record<ProviderKind, ProviderFactory>>;
+  /** SHOTLIST_PUBLIC_URL when set (Settings.providerCallbackBaseUrl): callbacks are asked for. */
+  callbackBaseUrl?: string | undefined;
+  /**
+   * The SSRF-guarded fetch of provider output files (`createGuardedFetch` of
+   * src/intake/address-guard.ts, which this module may not import). Default: a fetch that
+   * refuses every URL, so a registry built without the guard can plan and estimate but never
+   * fetches an output unguarded.
+   */
+  fetchOutput?: typeof fetch;
 }
 
 /**
@@ -73,7 +101,18 @@ export function buildProviderRegistry(
         continue;
       }
     }
-    providers.push(factory(config, { apiKey }));
+    const callbackUrl =
+      config.webhookUrl ??
+      (options.callbackBaseUrl
+        ? `${options.callbackBaseUrl}/webhooks/providers/${encodeURIComponent(config.name)}`
+        : undefined);
+    providers.push(
+      factory(config, {
+        apiKey,
+        callbackUrl,
+        fetchOutput: options.fetchOutput ?? refuseOutputFetch,
+      }),
+    );
   }
   if (problems.length > 0) throw new ShotlistError("invalid_config", problems.join("\n"));
   const registry = createRegistry(providers);

@@ -24,6 +24,7 @@ import {
   openCall,
   type ProviderCallRow,
 } from "../store/provider-calls.js";
+import type { CallWakeups } from "./call-wakeups.js";
 import {
   BrokenCircuitError,
   createProviderResilience,
@@ -52,6 +53,8 @@ export interface PaidCallDeps {
   /** Per provider name; a provider without one gets the default policy. */
   resilience: Map<string, ProviderResilience>;
   log?: Logger;
+  /** Providers' callbacks cut an async call's poll pause short (POST /webhooks/providers/…). */
+  callWakeups?: CallWakeups;
 }
 
 export interface PaidCallResult {
@@ -307,7 +310,9 @@ async function pollToEnd(
         { status: 503, retryable: true, extra: { retryAfterMs: policy.pollIntervalMs } },
       );
     }
-    await sleep(policy.pollIntervalMs, signal);
+    await (deps.callWakeups
+      ? deps.callWakeups.pause(call.id, policy.pollIntervalMs, signal)
+      : sleep(policy.pollIntervalMs, signal));
   }
 }
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { loadSettings, type Settings } from "../../src/config/env.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { createRuntime, type Runtime } from "../../src/runtime.js";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/runtime.js";
 
 export type Backend = "pglite" | "postgres";
 /** Every integration suite runs on both (STYLE §5). */
@@ -46,6 +46,7 @@ export interface TestRuntime {
 export async function createTestRuntime(
   backend: Backend,
   env: Record<string, string> = {},
+  options: RuntimeOptions = {},
 ): Promise<TestRuntime> {
   const dataDir = mkdtempSync(join(tmpdir(), "shotlist-test-"));
   const database = backend === "postgres" ? await createTestDatabase() : undefined;
@@ -60,6 +61,7 @@ export async function createTestRuntime(
   const runtime = await createRuntime(
     settings,
     createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
+    options,
   );
   return {
     runtime,
