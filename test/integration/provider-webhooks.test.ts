@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
+import { encodeHandle } from "../../src/providers/async-handle.js";
 import type { ProviderFactory } from "../../src/providers/configured.js";
 import { createFalProvider, type FalModelConfig } from "../../src/providers/fal/index.js";
 import {
@@ -15,7 +16,7 @@ import {
 } from "../../src/providers/replicate/index.js";
 import { signReplicateWebhook } from "../../src/providers/replicate/webhook.js";
 import type { JobRow } from "../../src/store/jobs.js";
-import { listCalls } from "../../src/store/provider-calls.js";
+import { listCalls, markSubmitted, openCall } from "../../src/store/provider-calls.js";
 import { listProviderWebhooks } from "../../src/store/provider-webhooks.js";
 import { type FakeFal, startFakeFal } from "../fakes/fal.js";
 import { type FakeReplicate, startFakeReplicate } from "../fakes/replicate.js";
@@ -280,6 +281,65 @@ for (const backend of BACKENDS) {
       const local = await post("local", { "content-type": "application/json" }, "{}");
       assert.equal(local.statusCode, 404);
       assert.equal(local.json().code, "webhook_not_configured");
+    });
+
+    it("makes a job that waits between attempts due at once when its call's callback arrives", async () => {
+      const recipeHash = await submit("CB-WAITING-1", "via-replicate");
+      const [job] = await env.runtime.db.query<JobRow>("select * from jobs where key = $1", [
+        `render:${recipeHash}`,
+      ]);
+      assert.ok(job);
+      // As after failed polls: the job sleeps for an hour, its call submitted at the provider.
+      await env.runtime.db.query(
+        "update jobs set state = 'retrying', run_at = now() + interval '1 hour' where id = $1",
+        [job.id],
+      );
+      const opened = await openCall(env.runtime.db, {
+        recipeHash,
+        provider: "replicate",
+        model: "flux-dev",
+        jobId: job.id,
+        estimatedCostMicros: 25_000,
+        holdMs: 60_000,
+        dailyBudgetMicros: null,
+      });
+      assert.equal(opened.kind, "opened");
+      if (opened.kind !== "opened") return;
+      const predictionId = "waitingprediction00000000";
+      await markSubmitted(
+        env.runtime.db,
+        opened.call.id,
+        encodeHandle({
+          providerId: predictionId,
+          model: "flux-dev",
+          output: { width: 256, height: 256, format: "jpeg", quality: 85 },
+          recipeHash,
+          composite: false,
+        }),
+      );
+      const body = JSON.stringify({ id: predictionId, status: "succeeded" });
+      const id = "msg_waiting_job";
+      const timestamp = Math.floor(Date.now() / 1000);
+      const answer = await post(
+        "replicate",
+        {
+          "content-type": "application/json",
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signReplicateWebhook(replicate.webhookSecret, id, timestamp, body),
+        },
+        body,
+      );
+      assert.equal(answer.statusCode, 200, answer.body);
+      assert.deepEqual(answer.json(), { status: "accepted", callId: opened.call.id });
+      const [due] = await env.runtime.db.query<{ due: boolean; state: string }>(
+        "select run_at <= now() as due, state from jobs where id = $1",
+        [job.id],
+      );
+      assert.deepEqual(due, { due: true, state: "retrying" });
+      // The callback wrote no outcome: the ledger row waits for the worker's poll.
+      const [call] = await listCalls(env.runtime.db, recipeHash);
+      assert.equal(call?.state, "submitted");
     });
   });
 }
