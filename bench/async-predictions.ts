@@ -26,10 +26,6 @@ import { loadSettings } from "../src/config/env.js";
 import { buildApp } from "../src/http/app.js";
 import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
-import {
-  createReplicateProvider,
-  type ReplicateModelConfig,
-} from "../src/providers/replicate/index.js";
 import { createRuntime, type Runtime } from "../src/runtime.js";
 import { type FakeReplicate, startFakeReplicate } from "../test/fakes/replicate.js";
 import { freePort } from "../test/helpers/net.js";
@@ -192,22 +188,9 @@ async function main(): Promise<void> {
       BENCH_REPLICATE_TOKEN: fake.token,
       ...(webhooks ? { SHOTLIST_PUBLIC_URL: `http://127.0.0.1:${port}` } : {}),
     }),
+    // The registered replicate factory: the entry's webhook is this process's callback route
+    // (SHOTLIST_PUBLIC_URL) with --webhooks, and outputs go through the guarded fetch.
     createLogger("silent"),
-    {
-      providerFactories: {
-        // The adapter as h5's registered factory builds it; named here so the bench stands alone.
-        replicate: (config, context) =>
-          createReplicateProvider({
-            name: config.name,
-            baseUrl: config.baseUrl ?? "",
-            apiToken: context.apiKey ?? "",
-            models: config.options.models as Record<string, ReplicateModelConfig>,
-            perCallMicros: config.price.perCallMicros,
-            fetchOutput: context.fetchOutput,
-            ...(context.callbackUrl ? { webhookUrl: context.callbackUrl } : {}),
-          }),
-      },
-    },
   );
   let app: FastifyInstance | undefined;
   if (webhooks) {

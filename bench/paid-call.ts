@@ -20,7 +20,6 @@ import OpenAI from "openai";
 import { loadSettings } from "../src/config/env.js";
 import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
-import { createOpenAIProvider } from "../src/providers/openai/index.js";
 import { createRuntime, type Runtime } from "../src/runtime.js";
 import { type FakeOpenAI, startFakeOpenAI } from "../test/fakes/openai.js";
 import {
@@ -51,6 +50,7 @@ providers:
     apiKeyEnv: BENCH_OPENAI_KEY
     price: { perCallMicros: ${PRICE_MICROS} }
     policy: { concurrency: ${concurrency}, retries: 0 }
+    options: { limits: { requestsPerMinute: 1000000 } }
 slots:
   hero:
     source: { reference: 0 }
@@ -140,20 +140,8 @@ async function main(): Promise<void> {
       PORT: "0",
       BENCH_OPENAI_KEY: fake.apiKey,
     }),
+    // The registered openai factory, as production builds it.
     createLogger("silent"),
-    {
-      providerFactories: {
-        // The adapter as h5's registered factory builds it; named here so the bench stands alone.
-        openai: (config, context) =>
-          createOpenAIProvider({
-            name: config.name,
-            baseUrl: config.baseUrl ?? "",
-            apiKey: context.apiKey ?? "",
-            prices: { [MODEL]: config.price.perCallMicros },
-            requestsPerMinute: 1_000_000,
-          }),
-      },
-    },
   );
   const worker = runtime.startWorker({ concurrency, pollMs: 20 });
   const client = new OpenAI({ apiKey: fake.apiKey, baseURL: `${fake.url}/v1`, maxRetries: 0 });

@@ -89,6 +89,13 @@ async function main(): Promise<void> {
     else failed.push(script.name);
   }
   say("\n=== results (figure, same-run baseline, ratio)");
+  const width = Math.max(0, ...results.map((result) => result.bench.length));
+  for (const result of results) {
+    say(
+      `${result.bench.padEnd(width)}  figure ${result.figure}  baseline ${result.baseline}  ratio ${result.ratio}  (${result.unit})`,
+    );
+  }
+  say();
   for (const result of results) say(JSON.stringify(result));
   if (failed.length > 0) {
     note(`failed: ${failed.join(", ")}`);

@@ -4,7 +4,7 @@ import type { BlobStore } from "./blobs/store.js";
 import type { Settings } from "./config/env.js";
 import { loadShotList } from "./config/shotlist.js";
 import { ShotlistError } from "./domain/errors.js";
-import type { ProviderKind, ShotListConfig } from "./domain/shotlist.js";
+import type { ShotListConfig } from "./domain/shotlist.js";
 import { createGuardedFetch } from "./intake/address-guard.js";
 import type { IntakeDeps } from "./intake/submit.js";
 import { createShopifyAdminClient, createShopifyGraphql } from "./integrations/shopify/client.js";
@@ -17,7 +17,7 @@ import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.j
 import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
 import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { buildProviderRegistry, type ProviderFactory } from "./providers/configured.js";
+import { type BuildRegistryOptions, buildProviderRegistry } from "./providers/configured.js";
 import type { ProviderRegistry } from "./providers/registry.js";
 import { type CallWakeups, createCallWakeups } from "./queue/call-wakeups.js";
 import { createIntakeJobHandler } from "./queue/intake-job.js";
@@ -105,8 +105,8 @@ export function createBlobStore(storage: string): BlobStore {
 }
 
 export interface RuntimeOptions {
-  /** Provider factories by kind; default PROVIDER_FACTORIES (tests and benchmarks add one). */
-  providerFactories?: Partial<Record<ProviderKind, ProviderFactory>>;
+  /** Adapter factories by kind; default PROVIDER_FACTORIES (tests and benchmarks swap or add one). */
+  providerFactories?: BuildRegistryOptions["factories"];
 }
 
 export async function createRuntime(
@@ -201,6 +201,7 @@ export async function createRuntime(
           providers,
           db,
           paid: { db, blobs, resilience, log, callWakeups },
+          maxPixels: settings.maxPixels,
           onLinkFinished: (event) =>
             metrics.linkDuration.observe(
               { provider: event.provider, slot: event.slot, outcome: event.outcome },

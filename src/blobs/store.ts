@@ -23,3 +23,12 @@ export function assetKey(sha256: string, ext: string): string {
 export function referenceKey(sha256: string): string {
   return `references/${sha256.slice(0, 2)}/${sha256}`;
 }
+
+/**
+ * A paid call's receipt, written once the output's bytes are stored and before its ledger row
+ * is closed: it outlives a database outage or a dead worker, so a retry adopts the stored
+ * output instead of paying again. The key is the call's id (a UUID, written once).
+ */
+export function callReceiptKey(callId: string): string {
+  return `calls/${callId.slice(0, 2)}/${callId}.json`;
+}

@@ -217,6 +217,41 @@ program
     withDb(async (db) => (await import("./costs.js")).costsCommand(db, options, print)),
   );
 
+program
+  .command("regenerate")
+  .description(
+    "regenerate published assets whose recipe changed (a new model version, an edited shot list)",
+  )
+  .requiredOption(
+    "--where <filter>",
+    "provider=…,model=…,slot=…,category=…,sku=… (any of them; matched against the recipe that made the asset)",
+  )
+  .option(
+    "--dry-run",
+    "list the affected assets, their count and the estimated cost; spend nothing",
+    false,
+  )
+  .option("--json", "print JSON", false)
+  .action(async (options: { where: string; dryRun: boolean; json: boolean }) => {
+    const { parseWhere } = await import("../intake/regenerate.js");
+    // A bad --where is refused before the database is opened.
+    parseWhere(options.where);
+    await withRuntime(async (runtime) =>
+      (await import("./regenerate.js")).regenerateCommand(runtime, options, print),
+    );
+  });
+
+program
+  .command("verify-asset")
+  .description("render an asset's recipe again and compare the bytes (reproducibility check)")
+  .argument("<id>", "asset id")
+  .action((id: string) =>
+    withRuntime(async (runtime) => {
+      const { verifyAssetCommand } = await import("./verify-asset.js");
+      await verifyAssetCommand(runtime, id, print);
+    }),
+  );
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   // STYLE §3: the CLI prints `code: detail` and exits non-zero.
   process.stderr.write(`${errorMessage(error)}\n`);

@@ -20,9 +20,25 @@ export interface SlotPlan {
   recipeHash: string;
 }
 
-/** Fills {{title}}, {{color}}, {{material}}, {{category}} and any other attribute; unknown → "". */
+/**
+ * The placeholders a prompt or alt template may use. Anything else is a config error at load
+ * time (a typo such as `{{colour}}` would otherwise render as nothing in every prompt, paid for).
+ */
+export const TEMPLATE_PLACEHOLDERS = ["title", "sku", "category", "color", "material"] as const;
+
+const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+
+/** The placeholder names a template uses, in order (for validation at config load). */
+export function templatePlaceholders(template: string): string[] {
+  return [...template.matchAll(PLACEHOLDER)].map((match) => match[1] ?? "");
+}
+
+/**
+ * Fills {{title}}, {{sku}}, {{category}}, {{color}}, {{material}}; an attribute the product does
+ * not have renders as "" (the config loader has already refused unknown placeholders).
+ */
 export function renderTemplate(template: string, product: ProductInput): string {
-  return template.replace(/\{\{\s*([a-zA-Z0-9_-]+)\s*\}\}/g, (_, name: string) => {
+  return template.replace(PLACEHOLDER, (_, name: string) => {
     if (name === "title") return product.title;
     if (name === "category") return product.category;
     if (name === "sku") return product.sku;
@@ -82,6 +98,8 @@ function planLink(
 ): LinkPlan {
   const source = slot.source;
   const reference = source.kind === "reference" ? referenceHashes[source.index] : undefined;
+  const then = link.then && link.then.length > 0 ? link.then : undefined;
+  const input = link.input === "cutout" ? ("cutout" as const) : undefined;
   const recipe: Recipe = {
     schema: 1,
     category: product.category,
@@ -96,6 +114,10 @@ function planLink(
     references: reference ? [reference] : [],
     inputs: { swatches: source.kind === "variants" ? swatches : [] },
     output: slot.output,
+    // Optional members stay absent on plain links, so their recipe hashes are unchanged.
+    ...(input ? { input } : {}),
+    ...(then ? { then } : {}),
+    ...(then || input ? { localVersion: modelVersionOf("local", "sharp") } : {}),
   };
   return { recipe, recipeHash: recipeHash(recipe) };
 }

@@ -63,6 +63,19 @@ export interface Recipe {
    */
   inputs: { swatches: Swatch[] };
   output: OutputSpec;
+  /**
+   * A paid link's input image when it is not the reference photo as it is: `cutout` = the local
+   * cut-out of the first reference (cutout + crop, PNG with alpha). Absent: the reference.
+   */
+  input?: "cutout";
+  /** Local steps run on a paid provider's output before the checks (absent: none). */
+  then?: Step[];
+  /**
+   * Version of the local pipeline (`sharp … / vips … / pipeline n`) that runs `then` or makes the
+   * `cutout` input, so a change of the local algorithms changes the hash of mixed recipes too.
+   * Absent when the recipe runs no local work around its paid call.
+   */
+  localVersion?: string;
 }
 
 export function recipeHash(recipe: Recipe): string {

@@ -1,6 +1,13 @@
 import type { CheckSpec } from "./checks.js";
 import type { OutputSpec, SlotSource, Step } from "./recipe.js";
 
+/**
+ * What a paid link's provider is given as its input image: the reference photo as it is, or the
+ * local cut-out of it (the `cutout` and `crop` steps, a PNG with alpha), e.g. for an edit that
+ * puts the product in a scene.
+ */
+export type LinkInput = "reference" | "cutout";
+
 /** One way of making a slot: a provider, its model, and the steps it runs. */
 export interface ChainLink {
   provider: string;
@@ -8,6 +15,14 @@ export interface ChainLink {
   steps: Step[];
   /** Prompt template with {{title}}, {{color}}, {{material}}, {{category}}; null for local work. */
   prompt: string | null;
+  /** Paid links only: what the provider gets as its input image; default the reference photo. */
+  input?: LinkInput;
+  /**
+   * Paid links only: local steps run on the provider's output (its alpha, if any, is the
+   * subject), e.g. crop → place on white → shadow after a background removal. Empty or absent:
+   * the provider's output is the slot's image.
+   */
+  then?: Step[];
 }
 
 /** A named image every product of a category must have (DESIGN §1 "shot list"). */
@@ -81,12 +96,19 @@ export interface ProviderConfig {
   /** Name of the environment variable holding the API key (credentials never live in the file). */
   apiKeyEnv: string | null;
   mode: "sync" | "async" | null;
-  price: { perCallMicros: number };
+  /**
+   * Micros (1,000,000 = 1.00) per accepted call: `models` by model name, else `perCallMicros`;
+   * at least one is set (http: `perCallMicros` is required).
+   */
+  price: { perCallMicros?: number; models: Readonly<Record<string, number>> };
   policy: ProviderPolicy;
   /** Optional webhook URL an async provider posts the finished job to. */
   webhookUrl: string | null;
-  /** Adapter-specific settings (kinds other than http), passed through unvalidated here. */
+  /** The vendor kind's own settings, validated by its factory (src/providers/configured.ts). */
   options: Readonly<Record<string, unknown>>;
-  /** "file:line: at providers.<name>.<key>" for start-up errors (e.g. a missing variable). */
-  where: (key: string) => string;
+  /**
+   * "file:line: at providers.<name>.<path>" for start-up errors; `path` is a key or a list of keys
+   * (`["options", "models", "flux", "version"]`), located at its own line or its nearest parent's.
+   */
+  where: (path: string | readonly PropertyKey[]) => string;
 }

@@ -109,10 +109,11 @@ export const jobListQuerySchema = z.object({
 /**
  * `{products: [...]}`: the batch envelope. The route checks it with `z.unknown()` items and
  * then takes each product through the intake on its own (one bad product is reported in its
- * result, the rest are accepted); the document shows the product schema as the item.
+ * result, the rest are accepted); the document shows the product schema as the item. Strict:
+ * a field beside `products` (a misspelt option, a second list) is refused, not ignored.
  */
 export function productBatchSchema<T extends z.ZodType>(item: T) {
-  return z.looseObject({
+  return z.strictObject({
     products: z
       .array(item, { error: "products must be a non-empty array" })
       .min(1, { error: "products must be a non-empty array" })
@@ -228,6 +229,27 @@ const reviewReason = z
   .trim()
   .min(1, { error: "reason must be a string of 1 to 500 characters" })
   .max(500, { error: "reason must be a string of 1 to 500 characters" });
+
+/** `POST /v1/products/{sku}/regenerate`: which slot (default every slot) and whether to spend. */
+export const regenerateRequestSchema = z.strictObject({
+  slot: z
+    .string({ error: "slot must be a slot name" })
+    .min(1, { error: "slot must be a slot name" })
+    .max(200)
+    .optional()
+    .meta({ description: "only this slot; default every slot of the product" }),
+  provider: z.string().min(1).max(200).optional().meta({
+    description: "only assets whose recipe used this provider",
+  }),
+  model: z.string().min(1).max(200).optional().meta({
+    description: "only assets whose recipe used this model",
+  }),
+  dryRun: z
+    .boolean({ error: "dryRun must be true or false" })
+    .optional()
+    .meta({ description: "list the affected assets and the estimated cost; enqueue nothing" }),
+  reason: z.string().max(500).optional().meta({ description: "why; logged" }),
+});
 
 /** `POST /v1/review/{id}/approve`: which candidate (default the newest) and an optional note. */
 export const approveReviewSchema = z.strictObject({
@@ -347,7 +369,9 @@ export const productSchema = z.object({
           id: z.int(),
           sha256,
           url: z.string(),
-          madeBy: z.enum(["provider", "human"]).meta({ description: "human: uploaded in review" }),
+          madeBy: z.enum(["provider", "human", "template"]).meta({
+            description: "human: uploaded in review; template: the stock-template fallback",
+          }),
         })
         .nullable(),
     }),
@@ -414,9 +438,14 @@ const costLineTotals = {
   calls: z.int(),
   succeeded: z.int(),
   failed: z.int(),
-  open: z.int().meta({ description: "calls still under way (pending or submitted)" }),
+  open: z.int().meta({
+    description: "calls still under way: submitted, or pending within their holder's deadline",
+  }),
   spentMicros: z.int().meta({ description: "what succeeded calls cost, in micro-units" }),
-  inDoubt: z.int().meta({ description: "calls whose outcome is unknown, counted as spent" }),
+  inDoubt: z.int().meta({
+    description:
+      "calls whose outcome is unknown (in doubt, or pending past their holder's deadline), counted as spent",
+  }),
   inDoubtMicros: z.int().meta({ description: "in-doubt calls at their estimated cost" }),
 };
 
@@ -468,6 +497,44 @@ export const reviewDecisionSchema = z.object({
   decidedAt: timestamp,
 });
 
+/** What made an asset, in one place (issue 5 §3, DESIGN §8). */
+export const assetProvenanceSchema = z
+  .object({
+    madeBy: z.enum(["provider", "human", "template"]),
+    provider: z.string().nullable(),
+    model: z.string().nullable(),
+    modelVersion: z.string().nullable(),
+    prompt: z.string().nullable().meta({ description: "the rendered prompt" }),
+    seed: z.int().nullable(),
+    references: z
+      .array(sha256)
+      .meta({ description: "reference images the recipe reads, by SHA-256 of their bytes" }),
+    steps: z.array(z.record(z.string(), z.unknown())),
+    parameters: z
+      .record(z.string(), z.unknown())
+      .meta({ description: "every other recipe input: source, output spec, swatches" }),
+    providerRequestId: z
+      .string()
+      .nullable()
+      .meta({ description: "the provider's own id for the call that made the bytes" }),
+    ledgerCallId: z
+      .string()
+      .nullable()
+      .meta({ description: "the provider-call ledger row (and Idempotency-Key) that made it" }),
+    costMicros: z
+      .int()
+      .meta({ description: "what the call that made the bytes cost, from the ledger (0 local)" }),
+    recipeSpendMicros: z.int().meta({
+      description:
+        "every ledger call of this recipe counted as spent (succeeded and in doubt), retries included",
+    }),
+    digitalSourceType: z.string().nullable().meta({
+      description:
+        "the IPTC DigitalSourceType code the file's XMP carries (AI-made assets); null for local, template and human work",
+    }),
+  })
+  .meta({ description: "the full recipe and the paid call behind the asset" });
+
 export const assetSchema = z.object({
   id: z.int(),
   sha256,
@@ -484,9 +551,11 @@ export const assetSchema = z.object({
     .record(z.string(), z.unknown())
     .optional()
     .meta({ description: "the full recipe: provenance (DESIGN §8)" }),
-  madeBy: z.enum(["provider", "human"]).meta({
-    description: "provider: the recipe's output; human: an image a reviewer uploaded for the slot",
+  madeBy: z.enum(["provider", "human", "template"]).meta({
+    description:
+      "provider: the recipe's output; human: an image a reviewer uploaded for the slot; template: the stock-template fallback link's output",
   }),
+  provenance: assetProvenanceSchema,
   review: reviewDecisionSchema
     .nullable()
     .meta({ description: "the human decision that published it (approved or uploaded), if any" }),
@@ -666,4 +735,31 @@ export const renditionQuerySchema = z.object({
     description:
       "base64url HMAC-SHA256 (SHOTLIST_SIGNING_KEY) of the path and canonical options; required with any other option",
   }),
+});
+
+export const regenerateReportSchema = z.object({
+  dryRun: z.boolean(),
+  filter: z.record(z.string(), z.string()),
+  count: z.int().meta({ description: "how many published assets are out of date" }),
+  estimatedCostMicros: z.int().meta({ description: "the new first links' prices, summed" }),
+  jobsCreated: z.int(),
+  affected: z.array(
+    z.object({
+      assetId: z.int(),
+      sku: z.string(),
+      slot: z.string(),
+      category: z.string(),
+      provider: z.string(),
+      model: z.string(),
+      modelVersion: z.string(),
+      recipeHash: sha256,
+      newProvider: z.string(),
+      newModel: z.string(),
+      newModelVersion: z.string(),
+      newRecipeHash: sha256,
+      estimatedCostMicros: z.int(),
+      jobId: z.int().optional(),
+      jobCreated: z.boolean().optional(),
+    }),
+  ),
 });

@@ -1,3 +1,4 @@
+import sharp from "sharp";
 import { ShotlistError } from "../domain/errors.js";
 import type { OutputFormat, Recipe, Step } from "../domain/recipe.js";
 import { measureSubjectFill } from "./checks.js";
@@ -89,6 +90,68 @@ export async function renderRecipe(
     height: output.height,
     ...(subjectFill === undefined ? {} : { subjectFill }),
   };
+}
+
+/**
+ * The local half of a mixed recipe: `recipe.then` applied to a paid provider's output, which is
+ * the subject (its alpha, if any, is the cut-out: crop and place read it), then finished and
+ * encoded to the recipe's output with XMP like any render. Deterministic for the same output
+ * bytes, so a retry that reuses the ledger's stored output makes the same asset.
+ */
+export async function renderOnImage(
+  recipe: Recipe,
+  image: Buffer,
+  options: RenderOptions,
+): Promise<RenderResult> {
+  options.signal?.throwIfAborted();
+  let state: RenderState = {
+    subject: await decodeToRgba(image, {
+      maxPixels: options.maxPixels,
+      maxWorkingPixels: MAX_WORKING_PIXELS,
+    }),
+  };
+  for (const step of recipe.then ?? []) {
+    options.signal?.throwIfAborted();
+    state = await applyStep(step, state, recipe);
+  }
+  options.signal?.throwIfAborted();
+  const pixels = await finish(state, recipe);
+  const subjectFill = measureFill(state, pixels);
+  const xmp = buildXmp({
+    recipeHash: options.recipeHash,
+    ...(options.digitalSourceType === undefined
+      ? {}
+      : { digitalSourceType: options.digitalSourceType }),
+  });
+  const bytes = await encodeImage(pixels, recipe.output, xmp);
+  return {
+    bytes,
+    format: recipe.output.format,
+    width: recipe.output.width,
+    height: recipe.output.height,
+    ...(subjectFill === undefined ? {} : { subjectFill }),
+  };
+}
+
+/**
+ * The `input: cutout` of a paid link: the recipe's reference photo through the local `cutout`
+ * and `crop` steps, as a lossless PNG with alpha. Deterministic (same reference, same pipeline
+ * version → same bytes), so the provider's input is known by content hash.
+ */
+export async function renderCutoutInput(
+  recipe: Recipe,
+  references: ReadonlyMap<string, Buffer>,
+  options: Pick<RenderOptions, "maxPixels" | "signal">,
+): Promise<Buffer> {
+  options.signal?.throwIfAborted();
+  const photo = await readSourceReference(recipe, references, options.maxPixels);
+  const subject = cropToSubject(cutout(photo, {}), {});
+  options.signal?.throwIfAborted();
+  return sharp(subject.data, {
+    raw: { width: subject.width, height: subject.height, channels: 4 },
+  })
+    .png({ compressionLevel: 8, adaptiveFiltering: true })
+    .toBuffer();
 }
 
 async function readSourceReference(

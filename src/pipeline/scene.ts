@@ -77,6 +77,17 @@ const SCENES: Record<string, SceneStyle> = {
     details: ({ width, horizonY, height }) =>
       `<rect x="0" y="${(horizonY - height * 0.04).toFixed(1)}" width="${width}" height="${(height * 0.08).toFixed(1)}" fill="#ffffff" fill-opacity="0.10"/>`,
   },
+  // The stock-template fallback's backdrop (issue 5 §5): a plain light-grey sweep, no props, so
+  // it suits any category when nothing better could be made.
+  "neutral-gradient": {
+    wallTop: "#f4f4f4",
+    wallBottom: "#e4e4e4",
+    floorFar: "#e4e4e4",
+    floorNear: "#d6d6d6",
+    horizon: 0.62,
+    light: "#ffffff",
+    details: () => "",
+  },
   outdoor: {
     wallTop: "#9cc3e6",
     wallBottom: "#dcebf4",

@@ -1,5 +1,12 @@
-import { bodyExcerpt, kindForStatus, retryAfterMs } from "./paid-call.js";
-import { type CallContext, ProviderCallError, type ProviderFailureKind } from "./provider.js";
+import { failureFromResponse, type HttpAnswer, type HttpFailureRefinement } from "./paid-call.js";
+import {
+  type AsyncPaidProvider,
+  type CallContext,
+  type PaidCallContext,
+  ProviderCallError,
+  type ProviderRequest,
+  type ProviderResult,
+} from "./provider.js";
 
 /**
  * One HTTP exchange per adapter call, whatever the SDK would do.
@@ -21,13 +28,7 @@ export class ExchangeHeld extends Error {
   }
 }
 
-export interface HeldResponse {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-}
-
-export type HeldFailure = { response: HeldResponse } | { error: unknown };
+export type HeldFailure = { response: HttpAnswer } | { error: unknown };
 
 export interface CallDeadline {
   /** Aborts when the caller aborts or `timeoutMs` passes. */
@@ -98,49 +99,6 @@ export async function withDeadline<T>(
   }
 }
 
-export function looksLikeHtml(contentType: string | null, body: Buffer): boolean {
-  if (contentType?.toLowerCase().includes("text/html")) return true;
-  const start = body.subarray(0, 64).toString("utf8").trimStart().toLowerCase();
-  return start.startsWith("<!doctype html") || start.startsWith("<html");
-}
-
-export interface HttpFailureRefinement {
-  kind?: ProviderFailureKind;
-  detail?: string;
-}
-
-/**
- * Maps a non-2xx answer to a failure kind (`kindForStatus`: 401/403 unauthorized, 402
- * insufficient credits, 408 timeout, 429 rate limited with Retry-After, 5xx unavailable, other
- * 4xx invalid request).
- * `refine` reads the provider's own error body first (fal's content_policy_violation, its
- * "Exhausted balance" 403, …).
- */
-export function failureFromResponse(
-  provider: string,
-  response: HeldResponse,
-  refine?: (response: HeldResponse, json: unknown) => HttpFailureRefinement | undefined,
-): ProviderCallError {
-  const contentType = response.headers.get("content-type");
-  const html = looksLikeHtml(contentType, response.body);
-  let json: unknown;
-  if (!html && contentType?.includes("json")) {
-    try {
-      json = JSON.parse(response.body.toString("utf8"));
-    } catch {
-      json = undefined;
-    }
-  }
-  const refined = refine?.(response, json);
-  const kind: ProviderFailureKind = refined?.kind ?? kindForStatus(response.status);
-  const text = html ? "an HTML error page" : (refined?.detail ?? bodyExcerpt(response.body));
-  const retryAfter = retryAfterMs(response.headers);
-  return new ProviderCallError(provider, kind, `HTTP ${response.status}: ${text}`, {
-    httpStatus: response.status,
-    ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
-  });
-}
-
 /**
  * The failure of an SDK call made under `deadline`: the held wire answer when there is one, a
  * timeout when ours fired, the caller's own abort reason when the caller aborted, and a
@@ -151,7 +109,7 @@ export function failureOfCall(
   deadline: CallDeadline,
   context: CallContext,
   sdkError: unknown,
-  refine?: (response: HeldResponse, json: unknown) => HttpFailureRefinement | undefined,
+  refine?: (response: HttpAnswer, json: unknown) => HttpFailureRefinement | undefined,
 ): unknown {
   if (sdkError instanceof ProviderCallError) return sdkError;
   const held = deadline.held();
@@ -217,4 +175,24 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * `run()` of an async adapter, for callers without a ledger: submit (the recipe hash as the call
+ * id when the caller has none), then poll to the end, pausing between polls.
+ */
+export async function runToEnd(
+  provider: Pick<AsyncPaidProvider, "submit" | "poll">,
+  request: ProviderRequest,
+  context: CallContext,
+  pollIntervalMs: number,
+): Promise<ProviderResult> {
+  const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
+  const { externalId } = await provider.submit(request, { ...context, callId });
+  for (;;) {
+    const polled = await provider.poll(externalId, context);
+    if (polled.status === "succeeded") return polled.result;
+    if (polled.status === "failed") throw polled.error;
+    await pause(pollIntervalMs, context.signal);
+  }
 }

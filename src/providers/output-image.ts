@@ -1,88 +1,33 @@
 import { ShotlistError } from "../domain/errors.js";
-import type { OutputFormat, OutputSpec } from "../domain/recipe.js";
-import { DEFAULT_MAX_PIXELS, decodeImage, decodeToRgba } from "../pipeline/decode.js";
-import { encodeImage } from "../pipeline/encode.js";
-import { buildXmp } from "../pipeline/xmp.js";
-import { type CallDeadline, failureFromResponse, looksLikeHtml } from "./exchange.js";
-import { ProviderCallError } from "./provider.js";
-
-export interface OutputImage {
-  bytes: Buffer;
-  format: OutputFormat;
-  width: number;
-  height: number;
-}
-
-const OUTPUT_FORMATS: ReadonlySet<string> = new Set(["jpeg", "webp", "avif", "png"]);
+import type { AsyncCallHandle } from "./async-handle.js";
+import type { CallDeadline } from "./exchange.js";
+import { checkImageAnswer, encodeOutput, failureFromResponse } from "./paid-call.js";
+import { ProviderCallError, type ProviderResult } from "./provider.js";
 
 /**
- * Checks a provider's answer is the image the recipe asked for: it decodes to the last scanline
- * (a truncated file fails), under the pixel limit, in the recipe's format and at its exact size.
- * Anything else is `bad_output` (permanent): the same call would answer the same way, so the slot
- * moves down its chain and nothing is published.
+ * A finished async job's output (Replicate, fal): downloaded at once (it expires), checked to be
+ * the output the handle asked for, and made into the recipe's output with its XMP label.
  */
-export async function readOutputImage(
+export async function outputOfJob(
   provider: string,
-  bytes: Buffer,
-  contentType: string | null,
-  expected: OutputSpec,
-  maxPixels = DEFAULT_MAX_PIXELS,
-): Promise<OutputImage> {
-  if (bytes.length === 0) throw new ProviderCallError(provider, "bad_output", "empty answer");
-  if (looksLikeHtml(contentType, bytes)) {
-    throw new ProviderCallError(provider, "bad_output", "an HTML page instead of an image");
-  }
-  let info: Awaited<ReturnType<typeof decodeImage>>;
-  try {
-    info = await decodeImage(bytes, { maxPixels });
-  } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new ProviderCallError(provider, "bad_output", `not a usable image: ${detail}`, { cause });
-  }
-  if (!OUTPUT_FORMATS.has(info.format) || info.format !== expected.format) {
-    throw new ProviderCallError(
-      provider,
-      "bad_output",
-      `answered ${info.format}, the recipe asks for ${expected.format}`,
-    );
-  }
-  if (info.width !== expected.width || info.height !== expected.height) {
-    throw new ProviderCallError(
-      provider,
-      "bad_output",
-      `answered ${info.width}×${info.height}, the recipe asks for ${expected.width}×${expected.height}`,
-    );
-  }
-  return { bytes, format: info.format as OutputFormat, width: info.width, height: info.height };
-}
-
-/**
- * The checked image re-encoded at the recipe's quality with the XMP packet every asset carries
- * (DESIGN §8: the recipe hash and the IPTC digital source type), as the sync adapters and the
- * local pipeline label theirs. The size and format are already the recipe's.
- */
-export async function labelOutput(
-  provider: string,
-  image: OutputImage,
-  options: { output: OutputSpec; recipeHash: string; composite: boolean; maxPixels?: number },
-): Promise<OutputImage> {
-  try {
-    const pixels = await decodeToRgba(image.bytes, {
-      maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
-    });
-    const xmp = buildXmp({
-      recipeHash: options.recipeHash,
-      digitalSourceType: options.composite
-        ? "compositeWithTrainedAlgorithmicMedia"
-        : "trainedAlgorithmicMedia",
-    });
-    return { ...image, bytes: await encodeImage(pixels, options.output, xmp) };
-  } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new ProviderCallError(provider, "bad_output", `could not re-encode: ${detail}`, {
-      cause,
-    });
-  }
+  url: string,
+  handle: AsyncCallHandle,
+  options: { deadline: CallDeadline; fetch: typeof fetch; maxPixels: number },
+): Promise<Pick<ProviderResult, "bytes" | "format" | "width" | "height">> {
+  const file = await downloadOutput(provider, url, options.deadline, options.fetch);
+  await checkImageAnswer(provider, file.bytes, {
+    contentType: file.contentType,
+    expected: handle.output,
+    maxPixels: options.maxPixels,
+  });
+  return encodeOutput(provider, file.bytes, {
+    output: handle.output,
+    recipeHash: handle.recipeHash,
+    maxPixels: options.maxPixels,
+    digitalSourceType: handle.composite
+      ? "compositeWithTrainedAlgorithmicMedia"
+      : "trainedAlgorithmicMedia",
+  });
 }
 
 /**

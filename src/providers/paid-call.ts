@@ -8,15 +8,18 @@ import {
   type CallContext,
   ProviderCallError,
   type ProviderFailureKind,
+  type ProviderLimits,
   type ProviderRequest,
   type ProviderResult,
 } from "./provider.js";
 
 /**
- * What every paid adapter shares: the price table, one HTTP call under a timeout and the caller's
- * signal, the mapping of an HTTP answer to a failure kind, and turning the provider's bytes into
- * the recipe's output (checked, sized, encoded, with provenance XMP). Adapters make ONE request
- * per call: retries, breakers and budgets are the resilience layer's, around them.
+ * What every paid adapter shares, sync or async, one function a job: the price table, the
+ * construction checks, one HTTP call under a timeout and the caller's signal (sync adapters; the
+ * SDK-based async ones go through exchange.ts), the mapping of an HTTP error answer to a failure
+ * kind, the check of an image answer, and turning the provider's bytes into the recipe's output
+ * (sized, encoded, with provenance XMP). Adapters make ONE request per call: retries, breakers
+ * and budgets are the resilience layer's, around them.
  */
 
 /** Prices of one provider: per model, or one price for every call. */
@@ -64,6 +67,53 @@ export function priceOf(provider: string, options: PriceOptions, model: string):
     );
   }
   return micros;
+}
+
+/**
+ * The price table of an adapter with configured models (Replicate, fal), checked at construction
+ * with one more rule: every configured model has a price, so none can fail for want of one at
+ * call time.
+ */
+export function priceTable(
+  provider: string,
+  models: readonly string[],
+  options: PriceOptions,
+): (model: string) => number {
+  checkPrices(provider, options);
+  for (const model of models) {
+    if (options.prices?.[model] === undefined && options.perCallMicros === undefined) {
+      throw new ShotlistError(
+        "invalid_config",
+        `${provider}: no price for model "${model}": set prices["${model}"] or perCallMicros`,
+      );
+    }
+  }
+  return (model) => priceOf(provider, options, model);
+}
+
+/** Refuses, before anything is sent, an output the provider cannot make (format, side). */
+export function checkOutputFits(
+  provider: string,
+  output: OutputSpec,
+  limits: ProviderLimits,
+): void {
+  if (!limits.formats.includes(output.format)) {
+    throw new ProviderCallError(provider, "invalid_request", `format ${output.format} not offered`);
+  }
+  if (Math.max(output.width, output.height) > limits.maxSide) {
+    throw new ProviderCallError(
+      provider,
+      "invalid_request",
+      `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
+    );
+  }
+}
+
+/** Checks an optional webhook URL at construction. */
+export function checkWebhookUrl(provider: string, webhookUrl: string | undefined): void {
+  if (webhookUrl !== undefined && !/^https?:\/\//.test(webhookUrl)) {
+    throw new ShotlistError("invalid_config", `${provider}: webhookUrl must be an http(s) URL`);
+  }
 }
 
 /** Checks that an API key was given (an empty one would only fail at the first paid call). */
@@ -143,12 +193,29 @@ export async function referencePng(
     }
     return await pipeline.png().toBuffer();
   } catch (cause) {
-    throw new ShotlistError(
-      "reference_image_undecodable",
-      `reference photo does not decode (or exceeds ${options.maxPixels} pixels); nothing was sent: ${(cause as Error).message}`,
-      { status: 422, cause },
-    );
+    throw undecodableReference(options.maxPixels, cause);
   }
+}
+
+/**
+ * Checks that a reference photo decodes whole within `maxPixels`, for adapters that send it as
+ * it is (the async ones, inline): refused as `referencePng` refuses, before any call.
+ */
+export async function checkReference(bytes: Buffer, maxPixels: number): Promise<void> {
+  try {
+    await decodeImage(bytes, { maxPixels });
+  } catch (cause) {
+    throw undecodableReference(maxPixels, cause);
+  }
+}
+
+/** It would fail the same way at the provider, after being paid for: refused, nothing sent. */
+function undecodableReference(maxPixels: number, cause: unknown): ShotlistError {
+  return new ShotlistError(
+    "reference_image_undecodable",
+    `reference photo does not decode (or exceeds ${maxPixels} pixels); nothing was sent: ${(cause as Error).message}`,
+    { status: 422, cause },
+  );
 }
 
 /**
@@ -235,10 +302,49 @@ export function parseJsonBody(body: Buffer): unknown {
   }
 }
 
-function looksLikeHtml(body: Buffer, contentType: string | null): boolean {
+/** An HTML page (a proxy's, a portal's) where an image or the API's JSON was due. */
+export function looksLikeHtml(contentType: string | null, body: Buffer): boolean {
   if (contentType?.toLowerCase().includes("text/html")) return true;
   const head = body.subarray(0, 64).toString("utf8").trimStart().toLowerCase();
   return head.startsWith("<!doctype html") || head.startsWith("<html");
+}
+
+/** A non-2xx answer as the adapters read it (a sync adapter's response, an SDK's held one). */
+export interface HttpAnswer {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+}
+
+/** What a provider's own error body says beyond its status. */
+export interface HttpFailureRefinement {
+  kind?: ProviderFailureKind;
+  detail?: string;
+}
+
+/**
+ * Maps a non-2xx answer to a failure kind (`kindForStatus`: 401/403 unauthorized, 402
+ * insufficient credits, 408 timeout, 429 rate limited with Retry-After, 5xx unavailable, other
+ * 4xx invalid request). `refine` reads the provider's own error body first (remove.bg's
+ * `insufficient_credits` code, fal's content_policy_violation, its "Exhausted balance" 403, …);
+ * it gets the body parsed when it is JSON. An HTML page keeps its status and is named as such.
+ */
+export function failureFromResponse(
+  provider: string,
+  answer: HttpAnswer,
+  refine?: (answer: HttpAnswer, json: unknown) => HttpFailureRefinement | undefined,
+): ProviderCallError {
+  const contentType = answer.headers.get("content-type");
+  const html = looksLikeHtml(contentType, answer.body);
+  const json = !html && contentType?.includes("json") ? parseJsonBody(answer.body) : undefined;
+  const refined = refine?.(answer, json);
+  const kind: ProviderFailureKind = refined?.kind ?? kindForStatus(answer.status);
+  const text = html ? "an HTML error page" : (refined?.detail ?? bodyExcerpt(answer.body));
+  const retryAfter = retryAfterMs(answer.headers);
+  return new ProviderCallError(provider, kind, `HTTP ${answer.status}: ${text}`, {
+    httpStatus: answer.status,
+    ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
+  });
 }
 
 const DECODED_FORMATS: Readonly<Record<string, OutputFormat>> = {
@@ -250,20 +356,23 @@ const DECODED_FORMATS: Readonly<Record<string, OutputFormat>> = {
 };
 
 /**
- * Checks that a provider's answer is a whole image of the size the adapter asked for. An HTML
- * page, bytes that are no image, a truncated file or another size → `bad_output` (permanent:
- * the same call would be paid again for the same answer; the slot moves down its chain).
+ * Checks that a provider's answer is a whole image of the size (and, when given, the format) the
+ * adapter asked for. Empty bytes, an HTML page, bytes that are no image, a truncated file (decoded
+ * to the last scanline), one over the pixel limit, another size or format → `bad_output`
+ * (permanent: the same call would be paid again for the same answer; the slot moves down its
+ * chain and nothing is published).
  */
 export async function checkImageAnswer(
   provider: string,
   bytes: Buffer,
   options: {
     contentType: string | null;
-    expected?: { width: number; height: number };
+    expected?: { width: number; height: number; format?: OutputFormat };
     maxPixels: number;
   },
 ): Promise<DecodedImageInfo> {
-  if (looksLikeHtml(bytes, options.contentType)) {
+  if (bytes.length === 0) throw new ProviderCallError(provider, "bad_output", "empty answer");
+  if (looksLikeHtml(options.contentType, bytes)) {
     throw new ProviderCallError(
       provider,
       "bad_output",
@@ -281,10 +390,18 @@ export async function checkImageAnswer(
       { cause },
     );
   }
-  if (DECODED_FORMATS[info.format] === undefined) {
+  const format = DECODED_FORMATS[info.format];
+  if (format === undefined) {
     throw new ProviderCallError(provider, "bad_output", `answer is a ${info.format} image`);
   }
   const expected = options.expected;
+  if (expected?.format !== undefined && format !== expected.format) {
+    throw new ProviderCallError(
+      provider,
+      "bad_output",
+      `answer is ${format}, asked for ${expected.format}`,
+    );
+  }
   if (expected && (info.width !== expected.width || info.height !== expected.height)) {
     throw new ProviderCallError(
       provider,
@@ -297,7 +414,7 @@ export async function checkImageAnswer(
 
 /**
  * The recipe's output from a checked answer: cropped to the output's aspect ratio if it differs
- * (centre, as `fit: cover`), resized, encoded in the output format and quality, with the XMP
+ * (centre, as `fit: cover`), resized when its size differs, encoded in the output format and quality, with the XMP
  * packet that carries the recipe hash and the IPTC digital source type (DESIGN §8). The bytes a
  * provider sent never reach the blob store unchecked or unlabelled.
  */
@@ -305,13 +422,14 @@ export async function encodeOutput(
   provider: string,
   answer: Buffer,
   options: {
-    recipe: Recipe;
+    /** The recipe's output: size, format, quality. */
+    output: OutputSpec;
     recipeHash: string;
     maxPixels: number;
     digitalSourceType: "trainedAlgorithmicMedia" | "compositeWithTrainedAlgorithmicMedia";
   },
 ): Promise<Pick<ProviderResult, "bytes" | "format" | "width" | "height">> {
-  const output: OutputSpec = options.recipe.output;
+  const { output } = options;
   try {
     const rgba = await decodeToRgba(answer, { maxPixels: options.maxPixels });
     let pixels = rgba;
@@ -339,6 +457,52 @@ export async function encodeOutput(
       { cause },
     );
   }
+}
+
+/**
+ * One multipart upload whose answer is the image itself (remove.bg, Photoroom): posted under the
+ * call's deadline, an error answer mapped with the provider's own `refine`, the image checked to
+ * be exactly the output size, then made into the recipe's output, labelled as a composite with AI
+ * (the product photo went in).
+ */
+export async function uploadForImage(
+  provider: string,
+  url: string,
+  upload: { headers: Record<string, string>; form: FormData },
+  options: {
+    request: ProviderRequest;
+    timeoutMs: number;
+    maxPixels: number;
+    context: CallContext;
+    refine: (answer: HttpAnswer, json: unknown) => HttpFailureRefinement | undefined;
+  },
+): Promise<Pick<ProviderResult, "bytes" | "format" | "width" | "height">> {
+  const { request, maxPixels } = options;
+  const { response, body } = await fetchWithDeadline(
+    provider,
+    url,
+    { method: "POST", headers: { ...upload.headers, Accept: "image/*" }, body: upload.form },
+    { timeoutMs: options.timeoutMs, context: options.context },
+  );
+  if (!response.ok) {
+    throw failureFromResponse(
+      provider,
+      { status: response.status, headers: response.headers, body },
+      options.refine,
+    );
+  }
+  const { width, height } = request.recipe.output;
+  await checkImageAnswer(provider, body, {
+    contentType: response.headers.get("content-type"),
+    expected: { width, height },
+    maxPixels,
+  });
+  return encodeOutput(provider, body, {
+    output: request.recipe.output,
+    recipeHash: request.recipeHash,
+    maxPixels,
+    digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
+  });
 }
 
 /** The colour of the recipe's `place` step as `rrggbb`, if it has one (backdrop for cut-outs). */

@@ -1,7 +1,7 @@
 import { ShotlistError } from "../domain/errors.js";
-import { DEFAULT_MAX_PIXELS, decodeImage } from "../pipeline/decode.js";
-import { checkPrices, type PriceOptions, priceOf } from "./paid-call.js";
-import { ProviderCallError, type ProviderRequest } from "./provider.js";
+import { DEFAULT_MAX_PIXELS } from "../pipeline/decode.js";
+import { checkReference, referenceImages } from "./paid-call.js";
+import { type Operation, ProviderCallError, type ProviderRequest } from "./provider.js";
 
 /** Replicate's SDK refuses inline files over 10 MB in all; fal documents no lower bound. */
 export const MAX_INLINE_REFERENCE_BYTES = 10_000_000;
@@ -31,23 +31,15 @@ export async function firstReferenceDataUri(
   request: ProviderRequest,
   maxPixels = DEFAULT_MAX_PIXELS,
 ): Promise<string> {
-  const hash = request.recipe.references[0];
-  const bytes = hash === undefined ? undefined : request.references.get(hash);
+  // Each reference the recipe names must have been given (reference_image_missing otherwise).
+  const [bytes] = referenceImages(request);
   if (!bytes) {
     throw new ShotlistError(
       "reference_image_missing",
       `${provider}: this model takes an input image, and recipe ${request.recipeHash} gives no reference photo`,
     );
   }
-  try {
-    await decodeImage(bytes, { maxPixels });
-  } catch (cause) {
-    throw new ShotlistError(
-      "reference_image_undecodable",
-      `${provider}: the reference photo does not decode (or exceeds ${maxPixels} pixels); nothing was sent`,
-      { status: 422, cause },
-    );
-  }
+  await checkReference(bytes, maxPixels);
   if (bytes.length > MAX_INLINE_REFERENCE_BYTES) {
     throw new ProviderCallError(
       provider,
@@ -76,23 +68,15 @@ export function checkImageInputs(
   }
 }
 
-/**
- * The price table (the sync adapters' shape, `paid-call.ts`), checked at construction with one
- * more rule: every configured model has a price, so none can fail for want of one at call time.
- */
-export function priceTable(
-  provider: string,
-  models: readonly string[],
-  options: PriceOptions,
-): (model: string) => number {
-  checkPrices(provider, options);
-  for (const model of models) {
-    if (options.prices?.[model] === undefined && options.perCallMicros === undefined) {
-      throw new ShotlistError(
-        "invalid_config",
-        `${provider}: no price for model "${model}": set prices["${model}"] or perCallMicros`,
-      );
-    }
-  }
-  return (model) => priceOf(provider, options, model);
+/** What an adapter with configured models does: the union of its models' operations. */
+export function operationsOf(
+  models: Readonly<Record<string, { operations?: readonly Operation[] }>>,
+): Operation[] {
+  return [
+    ...new Set(
+      Object.values(models).flatMap(
+        (model): readonly Operation[] => model.operations ?? ["generate"],
+      ),
+    ),
+  ];
 }

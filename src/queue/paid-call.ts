@@ -2,7 +2,7 @@ import { TaskCancelledError, TimeoutStrategy, timeout } from "cockatiel";
 import type { Logger } from "pino";
 import sharp from "sharp";
 import type { BlobStore } from "../blobs/store.js";
-import { assetKey } from "../blobs/store.js";
+import { assetKey, callReceiptKey } from "../blobs/store.js";
 import { sha256Hex } from "../domain/canonical.js";
 import { errorMessage, ShotlistError } from "../domain/errors.js";
 import type { OutputFormat } from "../domain/recipe.js";
@@ -14,16 +14,19 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../providers/provider.js";
-import type { Db } from "../store/db.js";
+import type { Db, Queryable } from "../store/db.js";
 import {
+  type CallEnding,
   expirePendingCalls,
-  findSucceededCall,
+  findReusableCalls,
   finishCall,
   markSubmitted,
   msUntilNextUtcDay,
   openCall,
   type ProviderCallRow,
+  pendingCallsOfJob,
 } from "../store/provider-calls.js";
+import { fullJitterDelayMs } from "./backoff.js";
 import type { CallWakeups } from "./call-wakeups.js";
 import {
   BrokenCircuitError,
@@ -33,6 +36,13 @@ import {
 
 /** A pending sync row's holder gets its timeout plus this before others may call it in doubt. */
 const HOLD_GRACE_MS = 5_000;
+
+/**
+ * How long a worker keeps trying to close the ledger row of an answered call while the database
+ * is unreachable (backoff with full jitter, 100 ms to 2 s), unless its job's lease is lost
+ * first. Past it the row is left to a retry, which adopts the output through its receipt.
+ */
+const CLOSE_RETRY_MS = 120_000;
 
 const FORMAT_OF_EXT: Readonly<Record<string, OutputFormat>> = {
   jpg: "jpeg",
@@ -55,6 +65,8 @@ export interface PaidCallDeps {
   log?: Logger;
   /** Providers' callbacks cut an async call's poll pause short (POST /webhooks/providers/…). */
   callWakeups?: CallWakeups;
+  /** How long to keep retrying to close an answered call's row; default 120 s. */
+  closeRetryMs?: number;
 }
 
 export interface PaidCallResult {
@@ -91,7 +103,15 @@ export async function runPaidCall(
   const { policy } = resilience;
   const hash = request.recipeHash;
 
-  const finished = await findSucceededCall(deps.db, hash);
+  const reusable = await findReusableCalls(deps.db, hash);
+  // A call answered while the database was down (or just before its worker died) left a
+  // receipt beside its output: adopt it rather than pay again.
+  // (Unsettled rows come newest first, so the first adopted is the newest.)
+  const finished =
+    reusable.succeeded ??
+    (reusable.unsettled.length > 0
+      ? (await adoptReceipts(deps, reusable.unsettled))[0]
+      : undefined);
   if (finished) {
     const reused = await reuseOutput(deps, provider, finished);
     if (reused) return reused;
@@ -135,7 +155,11 @@ export async function runPaidCall(
       const result = await callOnce(deps, call, policy, context.signal, (signal) =>
         provider.run(request, { callId: call.id, signal }),
       );
-      return { result: await keepOutput(deps, call, result), callId: call.id, reused: false };
+      return {
+        result: await keepOutput(deps, call, result, context.signal),
+        callId: call.id,
+        reused: false,
+      };
     }
     const { externalId } = await callOnce(deps, call, policy, context.signal, (signal) =>
       provider.submit(request, { callId: call.id, signal }),
@@ -194,7 +218,7 @@ async function callOnce<T>(
     );
   } catch (error) {
     if (error instanceof ProviderCallError && error.kind === "bad_output") {
-      await finishCall(deps.db, call.id, {
+      await closeSucceeded(deps, call, signal, {
         state: "succeeded",
         costMicros: call.estimated_cost_micros,
         outputSha256: null,
@@ -204,20 +228,20 @@ async function callOnce<T>(
       throw error;
     }
     if (error instanceof ProviderCallError && error.httpStatus !== undefined) {
-      await finishCall(deps.db, call.id, { state: "failed", error: errorMessage(error) });
+      await recordEnding(deps, call, signal, { state: "failed", error: errorMessage(error) });
       throw error;
     }
     if (error instanceof ProviderCallError && error.kind === "unavailable") {
       // Refused: the provider never saw the request. Reset or dropped: it may have.
       const state = refusedConnection(error) ? "failed" : "in_doubt";
-      await finishCall(deps.db, call.id, { state, error: errorMessage(error) });
+      await recordEnding(deps, call, signal, { state, error: errorMessage(error) });
       throw error;
     }
     const timedOut = error instanceof TaskCancelledError && !signal.aborted;
     const reason = timedOut
       ? `no answer within ${policy.timeoutMs} ms; outcome unknown`
       : `the call was abandoned (${errorMessage(error)}); outcome unknown`;
-    await finishCall(deps.db, call.id, { state: "in_doubt", error: reason });
+    await recordEnding(deps, call, signal, { state: "in_doubt", error: reason });
     if (timedOut) {
       throw new ProviderCallError(call.provider, "timeout", reason, { cause: error });
     }
@@ -225,22 +249,173 @@ async function callOnce<T>(
   }
 }
 
-/** Copies a succeeded call's bytes into the blob store (provider outputs expire) and closes the row. */
+/**
+ * Copies a succeeded call's bytes into the blob store (provider outputs expire), then its
+ * receipt, then closes the row.
+ */
 async function keepOutput(
   deps: PaidCallDeps,
   call: ProviderCallRow,
   result: ProviderResult,
+  signal: AbortSignal,
 ): Promise<ProviderResult> {
   const sha256 = sha256Hex(result.bytes);
   const ext = EXT_OF_FORMAT[result.format];
   await deps.blobs.put(assetKey(sha256, ext), result.bytes);
-  await finishCall(deps.db, call.id, {
+  await closeSucceeded(deps, call, signal, {
     state: "succeeded",
     costMicros: result.costMicros,
     outputSha256: sha256,
     outputExt: ext,
   });
   return result;
+}
+
+/** What a receipt holds: the ending of a call the provider answered (and billed). */
+interface CallReceipt {
+  callId: string;
+  recipeHash: string;
+  provider: string;
+  costMicros: number;
+  outputSha256: string | null;
+  outputExt: string | null;
+  error: string | null;
+}
+
+/**
+ * A billed call's ending, made durable outside the database first (the blob store), then
+ * recorded on its row. A row that cannot be closed (the database is down, the worker dies
+ * next) is adopted from the receipt by the next attempt at the recipe or by the end of its job,
+ * so an output that was stored is never paid for again.
+ */
+async function closeSucceeded(
+  deps: PaidCallDeps,
+  call: ProviderCallRow,
+  signal: AbortSignal,
+  ending: Extract<CallEnding, { state: "succeeded" }>,
+): Promise<void> {
+  const receipt: CallReceipt = {
+    callId: call.id,
+    recipeHash: call.recipe_hash,
+    provider: call.provider,
+    costMicros: ending.costMicros,
+    outputSha256: ending.outputSha256,
+    outputExt: ending.outputExt,
+    error: ending.error ?? null,
+  };
+  await deps.blobs.put(callReceiptKey(call.id), Buffer.from(JSON.stringify(receipt)));
+  await recordEnding(deps, call, signal, ending);
+}
+
+/**
+ * Closes a row, retrying while the database is unreachable: a paid call's answer is worth
+ * recording, and giving up here would turn the row in doubt and the next attempt would pay
+ * again. Stops when the job's lease is lost (signal) or after `closeRetryMs`.
+ */
+async function recordEnding(
+  deps: PaidCallDeps,
+  call: ProviderCallRow,
+  signal: AbortSignal,
+  ending: CallEnding,
+): Promise<void> {
+  const giveUpAt = Date.now() + (deps.closeRetryMs ?? CLOSE_RETRY_MS);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await finishCall(deps.db, call.id, ending);
+      if (attempt > 1) {
+        deps.log?.info(
+          { callId: call.id, attempt },
+          "ledger row closed after the database came back",
+        );
+      }
+      return;
+    } catch (error) {
+      const delayMs = fullJitterDelayMs(attempt, 100, 2_000);
+      if (signal.aborted || Date.now() + delayMs > giveUpAt) throw error;
+      deps.log?.warn(
+        { err: error, callId: call.id, state: ending.state, attempt },
+        "could not close the ledger row of an answered call; retrying",
+      );
+      await sleep(delayMs, signal);
+    }
+  }
+}
+
+/** A call's receipt, or undefined when it has none (or an unreadable one). */
+async function readReceipt(
+  deps: Pick<PaidCallDeps, "blobs" | "log">,
+  call: ProviderCallRow,
+): Promise<CallReceipt | undefined> {
+  const bytes = await deps.blobs.get(callReceiptKey(call.id));
+  if (!bytes) return undefined;
+  try {
+    const receipt = JSON.parse(bytes.toString("utf8")) as Partial<CallReceipt>;
+    const shaOk = receipt.outputSha256 === null || typeof receipt.outputSha256 === "string";
+    const extOk = receipt.outputExt === null || typeof receipt.outputExt === "string";
+    if (receipt.callId === call.id && typeof receipt.costMicros === "number" && shaOk && extOk) {
+      return receipt as CallReceipt;
+    }
+  } catch {
+    // Fall through: a receipt that does not parse proves nothing.
+  }
+  deps.log?.warn({ callId: call.id }, "unreadable call receipt ignored");
+  return undefined;
+}
+
+/** Closes the unsettled calls that have a receipt as succeeded; returns them as now recorded. */
+async function adoptReceipts(
+  deps: Pick<PaidCallDeps, "blobs" | "log"> & { db: Queryable },
+  calls: readonly ProviderCallRow[],
+): Promise<ProviderCallRow[]> {
+  const adopted: ProviderCallRow[] = [];
+  for (const call of calls) {
+    const receipt = await readReceipt(deps, call);
+    if (!receipt) continue;
+    const ending = {
+      state: "succeeded",
+      costMicros: receipt.costMicros,
+      outputSha256: receipt.outputSha256,
+      outputExt: receipt.outputExt,
+      ...(receipt.error === null ? {} : { error: receipt.error }),
+    } as const;
+    await finishCall(deps.db, call.id, ending);
+    deps.log?.info({ callId: call.id }, "adopted a stored output from its call receipt");
+    adopted.push({
+      ...call,
+      state: "succeeded",
+      cost_micros: receipt.costMicros,
+      output_sha256: receipt.outputSha256,
+      output_ext: receipt.outputExt,
+      error: receipt.error,
+    });
+  }
+  return adopted;
+}
+
+/**
+ * Settles the calls a job leaves pending when it ends (given up, or finished by another link):
+ * nobody is left to learn their outcome, so each is adopted from its receipt when it has one,
+ * otherwise recorded in doubt and counted as spent. Submitted async calls stay as they are: a
+ * later job of the recipe resumes polling them (free) instead of paying again.
+ */
+export async function settleCallsOfJob(
+  db: Queryable,
+  blobs: BlobStore,
+  jobId: number,
+  log?: Logger,
+): Promise<void> {
+  const pending = await pendingCallsOfJob(db, jobId);
+  if (pending.length === 0) return;
+  const adopted = new Set(
+    (await adoptReceipts({ db, blobs, ...(log ? { log } : {}) }, pending)).map((call) => call.id),
+  );
+  for (const call of pending) {
+    if (adopted.has(call.id)) continue;
+    await finishCall(db, call.id, {
+      state: "in_doubt",
+      error: `outcome unknown: job ${jobId} ended while this call was pending`,
+    });
+  }
 }
 
 async function pollToEnd(
@@ -267,7 +442,7 @@ async function pollToEnd(
       if (signal.aborted) throw error;
       if (error instanceof ProviderCallError && error.kind === "bad_output") {
         // The job succeeded (billed) but its output is unusable.
-        await finishCall(deps.db, call.id, {
+        await closeSucceeded(deps, call, signal, {
           state: "succeeded",
           costMicros: call.estimated_cost_micros,
           outputSha256: null,
@@ -282,7 +457,7 @@ async function pollToEnd(
       if (!retryable) {
         // The provider no longer knows the job (or refuses to say): it was accepted, so it
         // may have been billed.
-        await finishCall(deps.db, call.id, { state: "in_doubt", error: errorMessage(error) });
+        await recordEnding(deps, call, signal, { state: "in_doubt", error: errorMessage(error) });
         throw error;
       }
       failures++;
@@ -296,11 +471,14 @@ async function pollToEnd(
       deps.log?.warn({ err: error, callId: call.id }, "poll failed; polling again");
     }
     if (polled?.status === "succeeded") {
-      const result = await keepOutput(deps, call, polled.result);
+      const result = await keepOutput(deps, call, polled.result, signal);
       return { result, callId: call.id, reused: false };
     }
     if (polled?.status === "failed") {
-      await finishCall(deps.db, call.id, { state: "failed", error: errorMessage(polled.error) });
+      await recordEnding(deps, call, signal, {
+        state: "failed",
+        error: errorMessage(polled.error),
+      });
       throw polled.error;
     }
     if (Date.now() > deadline) {

@@ -5,8 +5,17 @@ import { checksPassed } from "../domain/checks.js";
 import { errorMessage, ShotlistError } from "../domain/errors.js";
 import type { OutputFormat, Recipe } from "../domain/recipe.js";
 import { runChecks } from "../pipeline/checks.js";
-import { isPaidProvider, ProviderCallError, type ProviderResult } from "../providers/provider.js";
+import { DEFAULT_MAX_PIXELS } from "../pipeline/decode.js";
+import { renderCutoutInput, renderOnImage } from "../pipeline/render.js";
+import {
+  isPaidProvider,
+  type PaidProvider,
+  ProviderCallError,
+  type ProviderRequest,
+  type ProviderResult,
+} from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
+import { TEMPLATE_PROVIDER } from "../providers/template/index.js";
 import {
   getRecipes,
   insertAsset,
@@ -17,7 +26,7 @@ import {
 import type { Queryable } from "../store/db.js";
 import type { AttemptRecord, ClaimedJob } from "../store/jobs.js";
 import type { RenderJobPayload } from "../store/products.js";
-import { type PaidCallDeps, runPaidCall } from "./paid-call.js";
+import { type PaidCallDeps, runPaidCall, settleCallsOfJob } from "./paid-call.js";
 import type { JobContext, JobHandler, JobOutcome } from "./worker.js";
 
 export const EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
@@ -33,6 +42,8 @@ export interface RenderSlotDeps {
   db: Queryable;
   /** The ledger and resilience policies every paid provider's call goes through. */
   paid: PaidCallDeps;
+  /** Decompression-bomb guard of the local work around paid calls; default 40,000,000 pixels. */
+  maxPixels?: number;
   /** Called for each link tried, for metrics. */
   onLinkFinished?: (event: {
     provider: string;
@@ -96,15 +107,15 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
         try {
           references = await loadReferences(deps.blobs, recipe);
           const provider = deps.providers.get(recipe.provider);
-          const request = { recipe, recipeHash: hash, references };
           result = isPaidProvider(provider)
-            ? (
-                await runPaidCall(deps.paid, provider, request, {
-                  jobId: job.id,
-                  signal: context.signal,
-                })
-              ).result
-            : await provider.run(request, context);
+            ? await runPaidLink(
+                deps,
+                provider,
+                { recipe, recipeHash: hash, references },
+                job,
+                context,
+              )
+            : await provider.run({ recipe, recipeHash: hash, references }, context);
         } catch (error) {
           const stop = linkStopOf(error, job);
           if (stop === "retry") {
@@ -143,6 +154,10 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
           byteSize: result.bytes.length,
           costMicros: result.costMicros,
           checks,
+          // Provenance (issue 5 §3, §5): the provider's id of the call, and a template's output says so.
+          providerRequestId: result.providerRequestId ?? null,
+          madeBy:
+            recipe.provider === TEMPLATE_PROVIDER ? ("template" as const) : ("provider" as const),
         };
         if (passed) {
           record("succeeded", null, checks);
@@ -150,6 +165,8 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             state: "succeeded",
             attempts,
             write: async (tx) => {
+              // A call an earlier attempt left pending (its worker died) has no one else to end it.
+              await settleCallsOfJob(tx, deps.blobs, job.id, context.log);
               const assetId = await insertAsset(tx, { ...asset, state: "published" });
               const primary = payload.links[0] ?? hash;
               const afterPublish = await deps.onPublishing?.(tx, { recipeHash: primary });
@@ -172,6 +189,9 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
       };
     },
     async onNeedsReview(tx: Queryable, job: ClaimedJob, reason: string) {
+      // Given up (perhaps without running: its workers died on every attempt): a call one of
+      // them left pending is adopted from its receipt or recorded in doubt, not left open.
+      await settleCallsOfJob(tx, deps.blobs, job.id);
       const payload = job.payload as RenderJobPayload;
       const primary = payload.links[0];
       if (!primary) return;
@@ -179,6 +199,88 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
       await deps.onNeedsReview?.(tx, slots, reason);
     },
   };
+}
+
+/**
+ * A paid link (issue 5 §2): optionally the local cut-out of the reference as the provider's
+ * input (`input: cutout`), the paid call through the ledger (reused on retry: a finished call is
+ * never paid again), then the local `then` steps on its output. The ledger is keyed by the link's
+ * recipe hash, which covers the paid part and the local part: a change of either is a new recipe.
+ * With `then`, the provider is asked for a lossless PNG at the output size so a cut-out's alpha
+ * reaches the local steps; the final encoding is the local pipeline's.
+ */
+async function runPaidLink(
+  deps: RenderSlotDeps,
+  provider: PaidProvider,
+  request: ProviderRequest,
+  job: ClaimedJob,
+  context: JobContext,
+): Promise<ProviderResult> {
+  const { recipe, recipeHash } = request;
+  const maxPixels = deps.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const then = recipe.then ?? [];
+  let paidRequest = request;
+  if (recipe.input === "cutout") {
+    const cut = await localWork(recipe, context.signal, () =>
+      renderCutoutInput(recipe, request.references, { maxPixels, signal: context.signal }),
+    );
+    const cutHash = sha256Hex(cut);
+    // The provider's request names its input by content hash, like any reference image.
+    paidRequest = {
+      ...paidRequest,
+      recipe: { ...paidRequest.recipe, references: [cutHash] },
+      references: new Map([[cutHash, cut]]),
+    };
+  }
+  if (then.length > 0) {
+    paidRequest = {
+      ...paidRequest,
+      recipe: { ...paidRequest.recipe, output: { ...recipe.output, format: "png" } },
+    };
+  }
+  const paid = await runPaidCall(deps.paid, provider, paidRequest, {
+    jobId: job.id,
+    signal: context.signal,
+  });
+  if (then.length === 0) return paid.result;
+  const finished = await localWork(recipe, context.signal, () =>
+    renderOnImage(recipe, paid.result.bytes, {
+      maxPixels,
+      recipeHash,
+      // A provider's output finished by local steps: AI media combined with other work.
+      digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
+      signal: context.signal,
+    }),
+  );
+  return {
+    ...finished,
+    costMicros: paid.result.costMicros,
+    ...(paid.result.providerRequestId === undefined
+      ? {}
+      : { providerRequestId: paid.result.providerRequestId }),
+  };
+}
+
+/**
+ * Local work around a paid call. The pipeline is deterministic, so a libvips failure here fails
+ * the same way on every retry: permanent, the slot moves down its chain (as the local provider
+ * does). Step-order and missing-reference errors are already permanent ShotlistErrors.
+ */
+async function localWork<T>(
+  recipe: Recipe,
+  signal: AbortSignal,
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof ShotlistError || signal.aborted) throw error;
+    throw new ShotlistError(
+      "provider_error",
+      `local steps of slot ${recipe.slot} failed: ${errorMessage(error)}`,
+      { status: 500, retryable: false, cause: error },
+    );
+  }
 }
 
 type LinkStop =

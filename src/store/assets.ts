@@ -15,6 +15,10 @@ export interface NewAsset {
   byteSize: number;
   costMicros: number;
   checks: readonly CheckResult[];
+  /** The provider's own id for the call that made the bytes (absent for local work). */
+  providerRequestId?: string | null;
+  /** DESIGN §8: who made the bytes; default "provider". */
+  madeBy?: "provider" | "template";
 }
 
 export interface AssetRow {
@@ -29,16 +33,21 @@ export interface AssetRow {
   byte_size: number;
   cost_micros: number;
   checks: CheckResult[];
-  /** DESIGN §8: "provider" (the recipe's output) or "human" (uploaded in the review queue). */
-  made_by: "provider" | "human";
+  /**
+   * DESIGN §8: "provider" (the recipe's output), "human" (uploaded in the review queue) or
+   * "template" (the stock-template fallback link).
+   */
+  made_by: "provider" | "human" | "template";
+  provider_request_id: string | null;
   created_at: Date;
 }
 
 /** Records an asset; the same bytes from the same recipe are one asset (returns the existing id). */
 export async function insertAsset(tx: Queryable, asset: NewAsset): Promise<number> {
   const [row] = await tx.query<{ id: number }>(
-    `insert into assets (sha256, ext, recipe_hash, link, state, width, height, byte_size, cost_micros, checks)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    `insert into assets (sha256, ext, recipe_hash, link, state, width, height, byte_size, cost_micros, checks,
+       provider_request_id, made_by)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      on conflict (recipe_hash, sha256) do update set state = excluded.state, checks = excluded.checks
      returning id`,
     [
@@ -52,6 +61,8 @@ export async function insertAsset(tx: Queryable, asset: NewAsset): Promise<numbe
       asset.byteSize,
       asset.costMicros,
       JSON.stringify(asset.checks),
+      asset.providerRequestId ?? null,
+      asset.madeBy ?? "provider",
     ],
   );
   if (!row) throw new Error("insert into assets returned no id");

@@ -176,7 +176,7 @@ export async function saveProductPlan(
  * have been superseded since (the slot moved to another recipe and back): it is published
  * again and the asset the slot showed meanwhile is superseded, as a render's publish does.
  */
-async function takeOverOutcome(
+export async function takeOverOutcome(
   tx: Queryable,
   sku: string,
   slot: string,
@@ -232,7 +232,7 @@ export interface ProductSlotRow {
   asset_id: number | null;
   asset_sha256: string | null;
   asset_ext: string | null;
-  asset_made_by: "provider" | "human" | null;
+  asset_made_by: "provider" | "human" | "template" | null;
   updated_at: Date;
 }
 

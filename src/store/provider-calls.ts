@@ -174,6 +174,35 @@ export async function findSucceededCall(
   return row;
 }
 
+/**
+ * What a new attempt at a recipe looks at first, in one query: the newest succeeded call (its
+ * output is reused) and the calls not yet settled (pending, submitted, in doubt), whose
+ * receipts in the blob store may show that they succeeded after all.
+ */
+export async function findReusableCalls(
+  db: Queryable,
+  recipeHash: string,
+): Promise<{ succeeded: ProviderCallRow | undefined; unsettled: ProviderCallRow[] }> {
+  const rows = await db.query<ProviderCallRow>(
+    `select * from provider_calls
+     where recipe_hash = $1 and state in ('succeeded', 'pending', 'submitted', 'in_doubt')
+     order by created_at desc`,
+    [recipeHash],
+  );
+  return {
+    succeeded: rows.find((row) => row.state === "succeeded"),
+    unsettled: rows.filter((row) => row.state !== "succeeded"),
+  };
+}
+
+/** A job's calls still pending: when the job ends, nobody is left to learn their outcome. */
+export async function pendingCallsOfJob(db: Queryable, jobId: number): Promise<ProviderCallRow[]> {
+  return db.query<ProviderCallRow>(
+    "select * from provider_calls where job_id = $1 and state = 'pending' order by created_at",
+    [jobId],
+  );
+}
+
 export async function listCalls(db: Queryable, recipeHash: string): Promise<ProviderCallRow[]> {
   return db.query<ProviderCallRow>(
     "select * from provider_calls where recipe_hash = $1 order by attempt",
@@ -210,10 +239,11 @@ export interface CostLine {
   calls: number;
   succeeded: number;
   failed: number;
-  /** Calls still open (pending or submitted). */
+  /** Calls still open: submitted, or pending within their holder's deadline. */
   open: number;
   /** What succeeded calls cost. */
   spentMicros: number;
+  /** In-doubt calls, and pending ones past their holder's deadline (in doubt by definition). */
   inDoubt: number;
   /** In-doubt calls at their estimate: possibly charged, counted as spent. */
   inDoubtMicros: number;
@@ -225,6 +255,13 @@ export interface CostReport {
   total: Omit<CostLine, "provider" | "model">;
 }
 
+/**
+ * A pending row past its deadline is in doubt by definition (its holder gave up or died), even
+ * before a later attempt or the end of its job marks it so: the report counts it as spent.
+ */
+const IN_DOUBT_SQL = "state = 'in_doubt' or (state = 'pending' and deadline_at < now())";
+const OPEN_SQL = "state = 'submitted' or (state = 'pending' and deadline_at >= now())";
+
 /** Spend by provider and model since a moment (all time when null), in-doubt spend apart. */
 export async function costReport(db: Queryable, since: Date | null): Promise<CostReport> {
   const rows = await db.query<CostLine>(
@@ -232,10 +269,10 @@ export async function costReport(db: Queryable, since: Date | null): Promise<Cos
        count(*)::integer as calls,
        count(*) filter (where state = 'succeeded')::integer as succeeded,
        count(*) filter (where state = 'failed')::integer as failed,
-       count(*) filter (where state in ('pending', 'submitted'))::integer as open,
+       count(*) filter (where ${OPEN_SQL})::integer as open,
        coalesce(sum(cost_micros) filter (where state = 'succeeded'), 0)::bigint as "spentMicros",
-       count(*) filter (where state = 'in_doubt')::integer as "inDoubt",
-       coalesce(sum(estimated_cost_micros) filter (where state = 'in_doubt'), 0)::bigint as "inDoubtMicros"
+       count(*) filter (where ${IN_DOUBT_SQL})::integer as "inDoubt",
+       coalesce(sum(estimated_cost_micros) filter (where ${IN_DOUBT_SQL}), 0)::bigint as "inDoubtMicros"
      from provider_calls
      where $1::timestamptz is null or created_at >= $1::timestamptz
      group by provider, model order by provider, model`,

@@ -144,7 +144,7 @@ export async function listReviewCandidates(
     `select i.id as item_id, a.id, a.sha256, a.ext, a.link, r.provider, r.model, a.checks, a.created_at
      from review_items i
      join jobs j on j.key = 'render:' || i.recipe_hash
-     join assets a on a.state = 'rejected' and a.made_by = 'provider'
+     join assets a on a.state = 'rejected' and a.made_by <> 'human'
        and a.recipe_hash in (select jsonb_array_elements_text(j.payload->'links'))
      join recipes r on r.hash = a.recipe_hash
      where i.id = any($1::bigint[])

@@ -36,7 +36,7 @@ function decodeDataUri(value: unknown): Buffer | undefined {
 function options(fake: FakeReplicate, extra: Partial<ReplicateProviderOptions> = {}) {
   return {
     baseUrl: fake.baseUrl,
-    apiToken: fake.token,
+    apiKey: fake.token,
     models: {
       "black-forest-labs/flux-dev": { version: FLUX_DEV },
       "black-forest-labs/flux-kontext-pro": {
@@ -192,7 +192,7 @@ describe("replicate adapter", () => {
   });
 
   it("refuses a wrong API token with unauthorized", async () => {
-    const provider = createReplicateProvider(options(fake, { apiToken: "r8_wrong" }));
+    const provider = createReplicateProvider(options(fake, { apiKey: "r8_wrong" }));
     const { generate } = await requests();
     await rejectsWithKind(provider.submit(generate, callContext()), "unauthorized", false);
   });
@@ -229,7 +229,7 @@ describe("replicate adapter", () => {
 
   it("rejects an empty token, a zero timeout and an edit model without imageInput", () => {
     for (const bad of [
-      { apiToken: " " },
+      { apiKey: " " },
       { timeoutMs: 0 },
       { models: { "x/edit": { version: FLUX_DEV, operations: ["edit" as const] } } },
     ]) {

@@ -90,7 +90,7 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
   ] as const;
   for (const { mode, paid } of cases) {
     const title = paid
-      ? `records paid calls cut off by the outage in doubt, and the bill reconciles (pg_ctl stop -m ${mode}, then start)`
+      ? `closes paid calls answered during the outage once it is back, pays no recipe twice, and the bill reconciles (pg_ctl stop -m ${mode}, then start)`
       : `keeps its workers, which reconnect and finish every job (pg_ctl stop -m ${mode}, then start)`;
     it(title, async (t) => {
       const databaseUrl = await server.createDatabase(`restart_${mode}_${paid ? "paid" : "local"}`);
@@ -152,6 +152,7 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
           20,
         );
         assert.ok(under.open > 0, "the run was in its middle when the server stopped");
+        const [stoppedAt] = await runtime.db.query<{ at: Date }>("select now() as at");
         await server.stop(mode);
         // Every worker process saw the outage: each logged a claim that failed.
         await waitFor(
@@ -162,14 +163,16 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
           50,
         );
         if (fake) {
-          // Stay down until a paid call has been answered into the outage: its worker could
-          // not close the ledger row (nor record the job's failure), so the row stays pending.
+          // Stay down until a paid call has been answered into the outage: its output is stored
+          // (with its receipt) but its worker cannot close the ledger row, and keeps trying.
           await waitFor(
             async () =>
               fleet
                 .current()
                 .some((worker) =>
-                  /could not record the job's failure/.test(worker.process.output()),
+                  /could not close the ledger row of an answered call/.test(
+                    worker.process.output(),
+                  ),
                 ),
             "a worker to hold an answered paid call it cannot record",
             30_000,
@@ -223,7 +226,22 @@ describe("PostgreSQL restarted in the middle of a run with two worker processes"
           const bill = await reconcileBill(runtime.db, fake);
           t.diagnostic(`billing: ${bill.summary}`);
           assertBillReconciles(bill);
-          assert.ok(bill.inDoubt > 0, "a call cut off by the outage is in doubt");
+          // Every call answered into the outage had its output stored: the row is closed once
+          // the server is back (or adopted from its receipt by the job's retry), never paid again.
+          assert.deepEqual(
+            bill.billedTwice,
+            [],
+            "no recipe whose output was stored is billed twice",
+          );
+          const [closedLate] = await runtime.db.query<{ n: number }>(
+            `select count(*)::integer as n from provider_calls
+             where state = 'succeeded' and created_at < $1 and finished_at > $1`,
+            [stoppedAt?.at],
+          );
+          assert.ok(
+            (closedLate?.n ?? 0) > 0,
+            "a call opened before the outage was recorded succeeded after it",
+          );
         }
       } catch (error) {
         t.diagnostic(fleet.output().slice(-6000));

@@ -141,6 +141,10 @@ export interface PaidShotListOptions {
   apiKeyEnv: string;
   /** The paid call's timeout; a pending call is held this plus 5 s before it is in doubt. */
   timeoutMs: number;
+  /** The provider's protocol: one request (sync, the default) or submit + poll (async). */
+  mode?: "sync" | "async";
+  /** Async: time between polls; default 1,000 ms (the policy's default). */
+  pollIntervalMs?: number;
 }
 
 /**
@@ -177,10 +181,11 @@ providers:
     kind: http
     baseUrl: ${options.baseUrl}
     apiKeyEnv: ${options.apiKeyEnv}
-    mode: sync
+    mode: ${options.mode ?? "sync"}
     price: { perCallMicros: 40000 }
     policy:
       timeoutMs: ${options.timeoutMs}
+      pollIntervalMs: ${options.pollIntervalMs ?? 1000}
       retries: 2
       retryBaseMs: 50
       retryCapMs: 500

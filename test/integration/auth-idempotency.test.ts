@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import type { FastifyInstance, InjectOptions } from "fastify";
 import { loadSettings } from "../../src/config/env.js";
 import { buildApp } from "../../src/http/app.js";
-import { findActiveApiKey, revokeApiKey } from "../../src/store/api-keys.js";
+import { createApiKey, findActiveApiKey, revokeApiKey } from "../../src/store/api-keys.js";
 import { openDb } from "../../src/store/db.js";
 import { apiHeaders } from "../helpers/auth.js";
 import { BACKENDS, createTestRuntime, type TestRuntime } from "../helpers/backends.js";
@@ -35,8 +35,16 @@ for (const backend of BACKENDS) {
 
     /** Rows in the tables a POST /v1/products may write. */
     const written = async () => {
-      const [row] = await env.runtime.db.query<{ products: number; jobs: number; keys: number }>(
+      const [row] = await env.runtime.db.query<{
+        products: number;
+        slots: number;
+        recipes: number;
+        jobs: number;
+        keys: number;
+      }>(
         `select (select count(*)::integer from products) as products,
+                (select count(*)::integer from product_slots) as slots,
+                (select count(*)::integer from recipes) as recipes,
                 (select count(*)::integer from jobs) as jobs,
                 (select count(*)::integer from idempotency_keys) as keys`,
       );
@@ -211,6 +219,18 @@ for (const backend of BACKENDS) {
           "idempotency_key_invalid",
         ],
         [
+          "Idempotency-Key that is an empty quoted string",
+          { headers: { ...writer, "idempotency-key": '""' }, payload: product("BAD-1b") },
+          400,
+          "idempotency_key_invalid",
+        ],
+        [
+          "Idempotency-Key with a space in it",
+          { headers: { ...writer, "idempotency-key": "two words" }, payload: product("BAD-1c") },
+          400,
+          "idempotency_key_invalid",
+        ],
+        [
           "unknown field",
           {
             headers: { ...writer, "idempotency-key": "bad-3" },
@@ -220,10 +240,58 @@ for (const backend of BACKENDS) {
           "invalid_request",
         ],
         [
+          "unknown field in a variant",
+          {
+            headers: { ...writer, "idempotency-key": "bad-3b" },
+            payload: {
+              ...product("BAD-3B"),
+              variants: [{ sku: "BAD-3B-RED", attributes: { color: "red" }, price: 12 }],
+            },
+          },
+          422,
+          "invalid_request",
+        ],
+        [
+          "unknown field in a reference image",
+          {
+            headers: { ...writer, "idempotency-key": "bad-3c" },
+            payload: {
+              ...product("BAD-3C"),
+              referenceImages: [{ url: "https://images.example.com/a.jpg", alt: "front" }],
+            },
+          },
+          422,
+          "invalid_request",
+        ],
+        [
+          "unknown field beside a batch's products",
+          {
+            headers: { ...writer, "idempotency-key": "bad-3d" },
+            payload: { products: [product("BAD-3D")], dryRun: true },
+          },
+          422,
+          "invalid_request",
+        ],
+        [
+          "empty batch",
+          { headers: { ...writer, "idempotency-key": "bad-3e" }, payload: { products: [] } },
+          422,
+          "invalid_request",
+        ],
+        [
           "batch over the limit",
           {
             headers: { ...writer, "idempotency-key": "bad-4" },
             payload: { products: Array.from({ length: 1001 }, (_, i) => product(`BAD-4-${i}`)) },
+          },
+          422,
+          "invalid_request",
+        ],
+        [
+          "batch over the limit, without an Idempotency-Key",
+          {
+            headers: writer,
+            payload: { products: Array.from({ length: 1001 }, (_, i) => product(`BAD-4B-${i}`)) },
           },
           422,
           "invalid_request",
@@ -242,8 +310,9 @@ for (const backend of BACKENDS) {
         const response = await app.inject({ method: "POST", url: "/v1/products", ...request });
         assert.equal(response.statusCode, status, `${name}: ${response.body}`);
         assert.equal(problemCode(response), code, name);
+        assert.ok((response.json() as { detail: string }).detail.length > 0, `${name}: a detail`);
+        assert.deepEqual(await written(), before, `${name}: nothing written`);
       }
-      assert.deepEqual(await written(), before);
       // 255 characters is still a key.
       const longest = await post(writer, product("MUG-255"), "k".repeat(255));
       assert.equal(longest.statusCode, 201, longest.body);
@@ -271,6 +340,20 @@ for (const backend of BACKENDS) {
       const takenOver = await post(writer, product("MUG-OLD-2"), "dead-1");
       assert.equal(takenOver.statusCode, 200, takenOver.body);
       assert.equal(takenOver.headers["idempotent-replayed"], undefined);
+    });
+
+    it("refuses a revoked key with 401 whatever it carries, and writes nothing", async () => {
+      const made = await createApiKey(env.runtime.db, { name: "to revoke", scopes: ["write"] });
+      const revocable = { authorization: `Bearer ${made.key}` };
+      assert.equal((await post(revocable, product("REVOKED-0"), "before-revoke")).statusCode, 201);
+      assert.ok(await revokeApiKey(env.runtime.db, made.id));
+      const before = await written();
+      for (const payload of [product("REVOKED-1"), { products: [product("REVOKED-2")] }]) {
+        const response = await post(revocable, payload, "revoked-key-1");
+        assert.equal(response.statusCode, 401, response.body);
+        assert.equal(problemCode(response), "unauthorized");
+      }
+      assert.deepEqual(await written(), before);
     });
 
     it("does not keep an error response: a corrected retry with the same key runs", async () => {

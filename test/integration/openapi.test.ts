@@ -338,6 +338,20 @@ for (const backend of BACKENDS) {
         "/v1/assets/{id}",
         await api({ method: "GET", url: `/v1/assets/${hero.id}` }),
       );
+      const regenerate = await api({
+        method: "POST",
+        url: "/v1/products/MUG-SHAPES/regenerate",
+        payload: { dryRun: true },
+      });
+      assert.equal(regenerate.statusCode, 200, regenerate.body);
+      assertDocumented("post", "/v1/products/{sku}/regenerate", regenerate);
+      const badRegenerate = await api({
+        method: "POST",
+        url: "/v1/products/MUG-SHAPES/regenerate",
+        payload: { slot: "no-such-slot" },
+      });
+      assert.equal(badRegenerate.statusCode, 422);
+      assertDocumented("post", "/v1/products/{sku}/regenerate", badRegenerate);
       const succeeded = await api({ method: "GET", url: "/v1/jobs?state=succeeded&limit=1" });
       assertDocumented("get", "/v1/jobs", succeeded);
       const jobId = (succeeded.json() as { jobs: { id: number }[] }).jobs[0]?.id;

@@ -13,6 +13,7 @@ import { submitProduct } from "../../src/intake/submit.js";
 import type { AsyncPaidProvider, SyncPaidProvider } from "../../src/providers/provider.js";
 import { type PaidCallDeps, runPaidCall } from "../../src/queue/paid-call.js";
 import { getRecipes } from "../../src/store/assets.js";
+import type { Db } from "../../src/store/db.js";
 import { type JobRow, listAttempts } from "../../src/store/jobs.js";
 import {
   callIdsByState,
@@ -60,7 +61,38 @@ const PROVIDERS: Record<string, { mode: "sync" | "async"; policy: string; noLoca
     mode: "sync",
     policy: "{ retries: 0, breaker: { failures: 100, halfOpenAfterMs: 1000 } }",
   },
+  "studio-outage": { mode: "sync", policy: "{ retryBaseMs: 10 }" },
+  "studio-orphan": { mode: "sync", policy: "{ retryBaseMs: 10 }" },
 };
+
+/** The statement that closes a ledger row (finishCall). */
+const CLOSE_CALL_SQL = /^\s*update provider_calls set state = \$2/;
+
+/**
+ * The database as a worker sees it in an outage, for the one statement that matters here: the
+ * close of a ledger row fails as pg fails a statement whose session the server ended (57P01),
+ * `failures` times (Infinity: until the end); every other statement goes through. The real
+ * outage, with a PostgreSQL server stopped under worker processes, is pg-restart.test.ts.
+ */
+function closingUnreachable(db: Db, failures: number): Db & { refused(): number } {
+  let refused = 0;
+  return {
+    kind: db.kind,
+    exec: (sql) => db.exec(sql),
+    transaction: (work) => db.transaction(work),
+    close: () => db.close(),
+    refused: () => refused,
+    async query<Row>(sql: string, params?: readonly unknown[]) {
+      if (CLOSE_CALL_SQL.test(sql) && refused < failures) {
+        refused++;
+        throw Object.assign(new Error("terminating connection due to administrator command"), {
+          code: "57P01",
+        });
+      }
+      return db.query<Row>(sql, params);
+    },
+  };
+}
 
 const LOCAL_LINK = `{ provider: local, model: sharp, steps: [{ op: cutout }, { op: crop }, { op: place, fill: 0.85, background: "#ffffff" }] }`;
 
@@ -618,6 +650,131 @@ for (const backend of BACKENDS) {
       assert.equal((lost.reason as ShotlistError).code, "provider_call_in_progress");
       assert.equal((lost.reason as ShotlistError).retryable, true);
       assert.equal(studio.billable, billed + 1);
+    });
+
+    it("keeps closing an answered call's ledger row while the database is unreachable, billed once", async () => {
+      const studio = fake("studio-outage");
+      const billed = studio.billable;
+      const primary = await submit("SYNC-OUTAGE", "studio-outage");
+      const provider = env.runtime.providers.get("studio-outage") as SyncPaidProvider;
+      const recipe = (await getRecipes(env.runtime.db, [primary])).get(primary);
+      assert.ok(recipe);
+      const db = closingUnreachable(env.runtime.db, 3);
+      const result = await runPaidCall(
+        { ...paidDeps(), db },
+        provider,
+        {
+          recipe,
+          recipeHash: primary,
+          references: new Map([[recipe.references[0] ?? "", photo]]),
+        },
+        { jobId: null, signal: new AbortController().signal },
+      );
+      assert.equal(result.reused, false);
+      assert.equal(db.refused(), 3, "the close was refused three times, then went through");
+      assert.equal(studio.billable, billed + 1);
+      const calls = await listCalls(env.runtime.db, primary);
+      assert.deepEqual(
+        calls.map((call) => [call.state, call.output_sha256]),
+        [["succeeded", sha256Hex(result.result.bytes)]],
+      );
+    });
+
+    it("adopts the stored output of an answered call whose row could not be closed, instead of paying again", async () => {
+      const studio = fake("studio-outage");
+      const primary = await submit("SYNC-OUTAGE-ADOPT", "studio-outage");
+      const provider = env.runtime.providers.get("studio-outage") as SyncPaidProvider;
+      const recipe = (await getRecipes(env.runtime.db, [primary])).get(primary);
+      assert.ok(recipe);
+      // The database stays away longer than the worker keeps trying: the call was answered and
+      // its output stored, but its row is still pending (with 65 s before anyone may doubt it).
+      const db = closingUnreachable(env.runtime.db, Number.POSITIVE_INFINITY);
+      const request = {
+        recipe,
+        recipeHash: primary,
+        references: new Map([[recipe.references[0] ?? "", photo]]),
+      };
+      await assert.rejects(
+        runPaidCall({ ...paidDeps(), db, closeRetryMs: 300 }, provider, request, {
+          jobId: null,
+          signal: new AbortController().signal,
+        }),
+        (error: unknown) => (error as { code?: string }).code === "57P01",
+      );
+      assert.ok(db.refused() >= 1);
+      const [left] = await listCalls(env.runtime.db, primary);
+      assert.equal(left?.state, "pending");
+      const billed = studio.billable;
+      const [job] = await work([primary]);
+      assert.equal(job?.state, "succeeded");
+      assert.equal(await publishedLink("SYNC-OUTAGE-ADOPT"), 0);
+      assert.equal(studio.billable, billed, "the retry paid nothing");
+      const calls = await listCalls(env.runtime.db, primary);
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0]?.id, left.id);
+      assert.equal(calls[0]?.state, "succeeded");
+      assert.equal(Number(calls[0]?.cost_micros), PRICE);
+      const [asset] = await env.runtime.db.query<{ sha256: string }>(
+        "select a.sha256 from assets a join product_slots ps on ps.asset_id = a.id where ps.product_sku = 'SYNC-OUTAGE-ADOPT'",
+      );
+      assert.equal(asset?.sha256, calls[0]?.output_sha256, "the published bytes are that call's");
+    });
+
+    it("records the call a given-up job left pending as in doubt, and costs count it as spent", async () => {
+      const studio = fake("studio-orphan");
+      const primary = await submit("SYNC-ORPHAN", "studio-orphan");
+      const job = await jobOf(primary);
+      const provider = env.runtime.providers.get("studio-orphan") as SyncPaidProvider;
+      const recipe = (await getRecipes(env.runtime.db, [primary])).get(primary);
+      assert.ok(recipe);
+      // The job's last worker opened the row, sent the call (billed) and died; so had the
+      // workers of every attempt before, so the next claim gives the job up without running it.
+      const opened = await openCall(env.runtime.db, {
+        recipeHash: primary,
+        provider: "studio-orphan",
+        model: "studio-1",
+        jobId: job.id,
+        estimatedCostMicros: PRICE,
+        holdMs: 1,
+        dailyBudgetMicros: null,
+      });
+      assert.equal(opened.kind, "opened");
+      if (opened.kind !== "opened") return;
+      await provider.run(
+        { recipe, recipeHash: primary, references: new Map([[recipe.references[0] ?? "", photo]]) },
+        { callId: opened.call.id, signal: new AbortController().signal },
+      );
+      assert.equal(studio.billable, 1);
+      const line = async () =>
+        (await costReport(env.runtime.db, null)).lines.find(
+          (row) => row.provider === "studio-orphan",
+        );
+      // Past its holder's deadline (1 ms, long gone after the call) the row is in doubt by
+      // definition, even while still pending.
+      assert.deepEqual(
+        [(await line())?.open, (await line())?.inDoubt, (await line())?.inDoubtMicros],
+        [0, 1, PRICE],
+      );
+      await env.runtime.db.query(
+        `update jobs set state = 'running', attempts = max_attempts, locked_by = 'dead-worker',
+           lease_until = now() - interval '1 second' where id = $1`,
+        [job.id],
+      );
+      const [ended] = await work([primary]);
+      assert.equal(ended?.state, "needs_review");
+      assert.match(ended?.last_error ?? "", /gave up after/);
+      const [call] = await listCalls(env.runtime.db, primary);
+      assert.equal(call?.state, "in_doubt", "not left pending until the recipe's next call");
+      assert.match(
+        call?.error ?? "",
+        new RegExp(`job ${job.id} ended while this call was pending`),
+      );
+      assert.ok(call?.finished_at);
+      assert.deepEqual(
+        [(await line())?.open, (await line())?.inDoubt, (await line())?.inDoubtMicros],
+        [0, 1, PRICE],
+      );
+      assert.equal(studio.billable, 1);
     });
 
     it("reports spend by provider and model that matches every fake's billable count", async () => {

@@ -8,12 +8,6 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../src/http/app.js";
 import { submitProduct } from "../../src/intake/submit.js";
 import { encodeHandle } from "../../src/providers/async-handle.js";
-import type { ProviderFactory } from "../../src/providers/configured.js";
-import { createFalProvider, type FalModelConfig } from "../../src/providers/fal/index.js";
-import {
-  createReplicateProvider,
-  type ReplicateModelConfig,
-} from "../../src/providers/replicate/index.js";
 import { signReplicateWebhook } from "../../src/providers/replicate/webhook.js";
 import type { JobRow } from "../../src/store/jobs.js";
 import { listCalls, markSubmitted, openCall } from "../../src/store/provider-calls.js";
@@ -33,31 +27,6 @@ const FLUX_VERSION = "c".repeat(64);
  */
 const POLL_INTERVAL_MS = 600_000;
 const POLICY = `{ pollIntervalMs: ${POLL_INTERVAL_MS}, asyncTimeoutMs: 1200000, retries: 0 }`;
-
-// The adapters' option shapes as h5's factories build them; here only what the callback needs.
-const replicateFactory: ProviderFactory = (config, context) =>
-  createReplicateProvider({
-    name: config.name,
-    baseUrl: config.baseUrl ?? "",
-    apiToken: context.apiKey ?? "",
-    models: config.options.models as Record<string, ReplicateModelConfig>,
-    perCallMicros: config.price.perCallMicros,
-    timeoutMs: 5_000,
-    fetchOutput: context.fetchOutput,
-    ...(context.callbackUrl ? { webhookUrl: context.callbackUrl } : {}),
-  });
-const falFactory: ProviderFactory = (config, context) =>
-  createFalProvider({
-    name: config.name,
-    baseUrl: config.baseUrl ?? "",
-    apiKey: context.apiKey ?? "",
-    models: config.options.models as Record<string, FalModelConfig>,
-    jwksUrl: String(config.options.jwksUrl),
-    perCallMicros: config.price.perCallMicros,
-    timeoutMs: 5_000,
-    fetchOutput: context.fetchOutput,
-    ...(context.callbackUrl ? { webhookUrl: context.callbackUrl } : {}),
-  });
 
 function shotListYaml(replicate: FakeReplicate, fal: FakeFal): string {
   const link = (provider: string, model: string) =>
@@ -117,18 +86,14 @@ for (const backend of BACKENDS) {
       const configPath = join(configDir, "shotlist.yaml");
       writeFileSync(configPath, shotListYaml(replicate, fal));
       const port = await freePort();
-      env = await createTestRuntime(
-        backend,
-        {
-          SHOTLIST_CONFIG: configPath,
-          SHOTLIST_PUBLIC_URL: `http://127.0.0.1:${port}`,
-          // The fakes serve their output files on loopback.
-          SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1",
-          REPLICATE_API_TOKEN: replicate.token,
-          FAL_KEY: fal.key,
-        },
-        { providerFactories: { replicate: replicateFactory, fal: falFactory } },
-      );
+      env = await createTestRuntime(backend, {
+        SHOTLIST_CONFIG: configPath,
+        SHOTLIST_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        // The fakes serve their output files on loopback.
+        SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1",
+        REPLICATE_API_TOKEN: replicate.token,
+        FAL_KEY: fal.key,
+      });
       app = await buildApp(env.runtime);
       await app.listen({ host: "127.0.0.1", port });
     });

@@ -4,11 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import type { Recipe } from "../../src/domain/recipe.js";
-import {
-  createHttpProvider,
-  failureKindOf,
-  parseRetryAfterMs,
-} from "../../src/providers/http/index.js";
+import { createHttpProvider, failureKindOf } from "../../src/providers/http/index.js";
 import {
   type AsyncPaidProvider,
   ProviderCallError,
@@ -60,14 +56,7 @@ describe("http provider error mapping", () => {
     assert.equal(failureKindOf(504, undefined), "timeout");
     assert.equal(failureKindOf(404, undefined), "invalid_request");
   });
-
-  it("reads Retry-After as seconds or an HTTP date", () => {
-    assert.equal(parseRetryAfterMs("3"), 3000);
-    const now = Date.parse("2026-01-01T00:00:00Z");
-    assert.equal(parseRetryAfterMs("Thu, 01 Jan 2026 00:00:05 GMT", now), 5000);
-    assert.equal(parseRetryAfterMs("soon"), undefined);
-    assert.equal(parseRetryAfterMs(null), undefined);
-  });
+  // Retry-After is read by the shared retryAfterMs (test/unit/paid-call.test.ts).
 });
 
 describe("http provider against the fake paid provider", () => {

@@ -54,7 +54,7 @@ describe("provider output URLs go through the SSRF guard", () => {
   const replicateWith = (allowPrivateNetworks: boolean) =>
     createReplicateProvider({
       baseUrl: replicate.baseUrl,
-      apiToken: replicate.token,
+      apiKey: replicate.token,
       models: { flux: { version: VERSION } },
       perCallMicros: 1_000,
       timeoutMs: 5_000,

@@ -114,7 +114,7 @@ describe("paid call helpers", () => {
       output: { width: 300, height: 300, format: "png" },
     });
     const output = await encodeOutput("test", answer, {
-      recipe: request.recipe,
+      output: request.recipe.output,
       recipeHash: request.recipeHash,
       maxPixels: MAX_PIXELS,
       digitalSourceType: "trainedAlgorithmicMedia",

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from "fastify";
 import { assetKey } from "../../blobs/store.js";
 import { ShotlistError } from "../../domain/errors.js";
+import { DIGITAL_SOURCE_TYPE_PREFIX, readDigitalSourceTypeFromXmp } from "../../pipeline/xmp.js";
 import type { Runtime } from "../../runtime.js";
 import { getAsset, getRecipes } from "../../store/assets.js";
+import { ledgerFactsOfAsset } from "../../store/provenance.js";
 import { findPublishingDecision } from "../../store/review.js";
 import { idParamsSchema, parseRequestPart } from "../schemas.js";
 import { decisionView } from "./review.js";
@@ -47,11 +49,15 @@ export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
     const { id } = parseRequestPart(assetIdParamsSchema, request.params);
     const asset = await getAsset(runtime.db, id);
     if (!asset) throw new ShotlistError("not_found", `no asset ${id}`, { status: 404 });
-    const [recipes, decision] = await Promise.all([
+    const [recipes, decision, ledger, bytes] = await Promise.all([
       getRecipes(runtime.db, [asset.recipe_hash]),
       findPublishingDecision(runtime.db, id),
+      ledgerFactsOfAsset(runtime.db, asset),
+      runtime.blobs.get(assetKey(asset.sha256, asset.ext)),
     ]);
     const recipe = recipes.get(asset.recipe_hash);
+    // A human upload sits on the slot's recipe but was not made from it.
+    const made = asset.made_by === "human" ? undefined : recipe;
     return {
       id: asset.id,
       sha256: asset.sha256,
@@ -66,8 +72,36 @@ export function assetRoutes(app: FastifyInstance, runtime: Runtime) {
       recipeHash: asset.recipe_hash,
       recipe,
       madeBy: asset.made_by,
+      provenance: {
+        madeBy: asset.made_by,
+        provider: made?.provider ?? null,
+        model: made?.model ?? null,
+        modelVersion: made?.modelVersion ?? null,
+        prompt: made?.prompt ?? null,
+        seed: made?.seed ?? null,
+        references: made?.references ?? [],
+        steps: made?.steps ?? [],
+        parameters: made
+          ? { source: made.source, output: made.output, inputs: made.inputs, slot: made.slot }
+          : {},
+        providerRequestId: asset.provider_request_id ?? ledger.externalId,
+        ledgerCallId: ledger.callId,
+        costMicros: asset.made_by === "human" ? 0 : ledger.costMicros,
+        recipeSpendMicros: ledger.recipeSpendMicros,
+        // What the file itself claims (DESIGN §8), read from its XMP packet.
+        digitalSourceType: bytes ? digitalSourceTypeOf(bytes) : null,
+      },
       review: decision ? decisionView(decision) : null,
       createdAt: asset.created_at,
     };
   });
+}
+
+/** The IPTC digital source type code in an image's XMP packet, or null when it claims none. */
+function digitalSourceTypeOf(bytes: Buffer): string | null {
+  const uri = readDigitalSourceTypeFromXmp(bytes.toString("latin1"));
+  if (!uri) return null;
+  return uri.startsWith(DIGITAL_SOURCE_TYPE_PREFIX)
+    ? uri.slice(DIGITAL_SOURCE_TYPE_PREFIX.length)
+    : uri;
 }

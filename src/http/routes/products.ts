@@ -3,6 +3,7 @@ import { z } from "zod";
 import { slotCoverage } from "../../domain/coverage.js";
 import { ShotlistError } from "../../domain/errors.js";
 import { validateSku } from "../../domain/sku.js";
+import { regenerateAssets } from "../../intake/regenerate.js";
 import { submitProduct } from "../../intake/submit.js";
 import type { Runtime } from "../../runtime.js";
 import {
@@ -17,6 +18,7 @@ import {
   parseRequestPart,
   productBatchSchema,
   productListQuerySchema,
+  regenerateRequestSchema,
   skuParamsSchema,
 } from "../schemas.js";
 
@@ -91,6 +93,42 @@ export function productRoutes(app: FastifyInstance, runtime: Runtime) {
       createdAt: product.created_at,
       updatedAt: product.updated_at,
     };
+  });
+
+  /**
+   * Issue 5 §4: the product's out-of-date assets (a model or shot-list change), listed with the
+   * estimated cost (`dryRun`) or enqueued; old assets stay published until the new ones pass.
+   */
+  app.post("/v1/products/:sku/regenerate", async (request) => {
+    const { sku } = parseRequestPart(skuParamsSchema, request.params, "invalid_sku");
+    const body = parseRequestPart(regenerateRequestSchema, request.body ?? {});
+    const product = await getProduct(runtime.db, sku);
+    if (!product) throw new ShotlistError("not_found", `no product ${sku}`, { status: 404 });
+    if (body.slot !== undefined) {
+      const slots = await getProductSlots(runtime.db, sku);
+      if (!slots.some((slot) => slot.slot === body.slot)) {
+        throw new ShotlistError(
+          "unknown_slot",
+          `product ${sku} has no slot "${body.slot}"; its slots: ${slots.map((slot) => slot.slot).join(", ")}`,
+          { status: 422 },
+        );
+      }
+    }
+    const report = await regenerateAssets(
+      runtime.intake,
+      {
+        sku,
+        ...(body.slot === undefined ? {} : { slot: body.slot }),
+        ...(body.provider === undefined ? {} : { provider: body.provider }),
+        ...(body.model === undefined ? {} : { model: body.model }),
+      },
+      { dryRun: body.dryRun ?? false },
+    );
+    request.log.info(
+      { sku, count: report.count, dryRun: report.dryRun, reason: body.reason },
+      "regenerate",
+    );
+    return report;
   });
 
   /** One product or a batch (`{products: [...]}`, up to 1,000); each goes through the one intake. */

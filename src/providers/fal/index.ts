@@ -1,17 +1,26 @@
 import { createFalClient } from "@fal-ai/client";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import { decodeHandle, encodeHandle } from "../async-handle.js";
 import {
   asPollFailure,
   type CallDeadline,
   failureOfCall,
-  type HeldResponse,
-  pause,
+  runToEnd,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
-import { checkApiKey, checkTimeout, normaliseBaseUrl, type PriceOptions } from "../paid-call.js";
+import { outputOfJob } from "../output-image.js";
+import {
+  checkApiKey,
+  checkOutputFits,
+  checkTimeout,
+  checkWebhookUrl,
+  type HttpAnswer,
+  normaliseBaseUrl,
+  type PriceOptions,
+  priceTable,
+} from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -23,7 +32,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { checkImageInputs, firstReferenceDataUri, priceTable } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri, operationsOf } from "../reference-input.js";
 import type { FalJsonWebKey } from "./webhook.js";
 
 export const FAL_QUEUE_URL = "https://queue.fal.run";
@@ -67,7 +76,7 @@ export interface FalProviderOptions extends PriceOptions {
   /** Overrides of the declared limits (defaults: 2048 px, jpeg/png/webp, 600 requests a minute). */
   limits?: Partial<ProviderLimits>;
   /** Largest output image decoded, in pixels; default 40 000 000 (decompression-bomb guard). */
-  maxOutputPixels?: number;
+  maxPixels?: number;
   /** fetch implementation; default the global one. */
   fetch?: typeof fetch;
   /**
@@ -121,7 +130,7 @@ function detailText(json: unknown): string | undefined {
  * "Exhausted balance" is an empty account (fal locks the user rather than answering 402), and
  * `X-Fal-Retryable: false` makes a 5xx permanent.
  */
-function refineFal(response: HeldResponse, json: unknown) {
+function refineFal(response: HttpAnswer, json: unknown) {
   const detail = detailText(json);
   if (detailTypes(json).includes("content_policy_violation")) {
     return { kind: "content_policy" as const, ...(detail ? { detail } : {}) };
@@ -147,6 +156,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   const name = options.name ?? "fal";
   const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? FAL_QUEUE_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   checkApiKey(name, options.apiKey);
   checkTimeout(name, timeoutMs);
   checkImageInputs(name, options.models);
@@ -161,17 +171,9 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       );
     }
   }
-  if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
-    throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
-  }
+  checkWebhookUrl(name, options.webhookUrl);
   const priceOf = priceTable(name, Object.keys(options.models), options);
-  const operations: Operation[] = [
-    ...new Set(
-      Object.values(options.models).flatMap(
-        (model): Operation[] => model.operations ?? ["generate"],
-      ),
-    ),
-  ];
+  const operations = operationsOf(options.models);
   const limits: ProviderLimits = {
     maxSide: 2048,
     formats: ["jpeg", "png", "webp"],
@@ -214,16 +216,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   ): Promise<Record<string, unknown>> {
     const { recipe } = request;
     const { output } = recipe;
-    if (!limits.formats.includes(output.format)) {
-      throw new ProviderCallError(name, "invalid_request", `format ${output.format} not offered`);
-    }
-    if (Math.max(output.width, output.height) > limits.maxSide) {
-      throw new ProviderCallError(
-        name,
-        "invalid_request",
-        `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
-      );
-    }
+    checkOutputFits(name, output, limits);
     return {
       ...model.input,
       ...(recipe.prompt === null ? {} : { prompt: recipe.prompt }),
@@ -233,7 +226,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       output_format: output.format,
       enable_safety_checker: true,
       ...(model.imageInput
-        ? { [model.imageInput]: await firstReferenceDataUri(name, request) }
+        ? { [model.imageInput]: await firstReferenceDataUri(name, request, maxPixels) }
         : {}),
     };
   }
@@ -353,19 +346,10 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       }
       // Thrown, not a failed poll: the request succeeded and was billed. A bad image
       // (bad_output) is its final answer; a failed download (unavailable) may heal.
-      const file = await downloadOutput(name, result.data.images[0]!.url, deadline, fetchOutput);
-      const image = await readOutputImage(
-        name,
-        file.bytes,
-        file.contentType,
-        handle.output,
-        options.maxOutputPixels,
-      );
-      const labelled = await labelOutput(name, image, {
-        output: handle.output,
-        recipeHash: handle.recipeHash,
-        composite: handle.composite,
-        ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+      const labelled = await outputOfJob(name, result.data.images[0]!.url, handle, {
+        deadline,
+        fetch: fetchOutput,
+        maxPixels,
       });
       const done: ProviderResult = {
         ...labelled,
@@ -388,16 +372,8 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
     },
     submit,
     poll,
-    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
-      const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
-      const { externalId } = await submit(request, { ...context, callId });
-      for (;;) {
-        const polled = await poll(externalId, context);
-        if (polled.status === "succeeded") return polled.result;
-        if (polled.status === "failed") throw polled.error;
-        await pause(pollIntervalMs, context.signal);
-      }
-    },
+    run: (request: ProviderRequest, context: CallContext) =>
+      runToEnd({ submit, poll }, request, context, pollIntervalMs),
     async webhookKeys(context: CallContext): Promise<FalJsonWebKey[]> {
       const jwksUrl = options.jwksUrl ?? FAL_JWKS_URL;
       return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
@@ -420,7 +396,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   };
 }
 
-function isRequestOutcome(response: HeldResponse): boolean {
+function isRequestOutcome(response: HttpAnswer): boolean {
   if ([401, 403, 404, 429].includes(response.status)) return false;
   if (response.status >= 500) return response.headers.get("x-fal-error-type") !== null;
   return true;

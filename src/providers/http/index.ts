@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import sharp from "sharp";
 import type { OutputFormat } from "../../domain/recipe.js";
+import { kindForStatus, retryAfterMs } from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -56,33 +57,17 @@ const SHARP_FORMATS: Readonly<Record<string, OutputFormat>> = {
   heif: "avif",
 };
 
-/** Maps an HTTP error answer of the protocol to a failure kind (docs/providers.md "Errors"). */
+/**
+ * Maps an HTTP error answer of the protocol to a failure kind (docs/providers.md "Errors"): the
+ * error code first, then the protocol's own statuses (422 a refusal, 504 a timeout), then the
+ * status as every paid adapter reads it.
+ */
 export function failureKindOf(status: number, errorCode: string | undefined): ProviderFailureKind {
   if (errorCode === "content_policy") return "content_policy";
   if (errorCode === "insufficient_credits") return "insufficient_credits";
-  if (status === 429) return "rate_limited";
-  if (status === 401 || status === 403) return "unauthorized";
-  if (status === 402) return "insufficient_credits";
   if (status === 422) return "content_policy";
-  if (status === 408 || status === 504) return "timeout";
-  if (status >= 500) return "unavailable";
-  return "invalid_request";
-}
-
-/**
- * `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date. Undefined when absent or
- * unreadable; never negative.
- */
-export function parseRetryAfterMs(
-  value: string | null,
-  now: number = Date.now(),
-): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
+  if (status === 504) return "timeout";
+  return kindForStatus(status);
 }
 
 export function createHttpProvider(options: HttpProviderOptions): PaidProvider {
@@ -137,12 +122,15 @@ export function createHttpProvider(options: HttpProviderOptions): PaidProvider {
       // Not the protocol's error JSON (a proxy's HTML page): the status alone decides.
     }
     const kind = failureKindOf(response.status, code);
-    const retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
+    const retryAfter = retryAfterMs(response.headers);
     return new ProviderCallError(
       name,
       kind,
       `${what} answered ${response.status}${code ? ` ${code}` : ""}: ${message || response.statusText}`,
-      { httpStatus: response.status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+      {
+        httpStatus: response.status,
+        ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
+      },
     );
   }
 

@@ -25,6 +25,7 @@ import {
   type PaidCallContext,
   ProviderCallError,
   type ProviderFailureKind,
+  type ProviderLimits,
   type ProviderRequest,
   type ProviderResult,
   type SyncPaidProvider,
@@ -50,8 +51,11 @@ export interface OpenAIProviderOptions extends PriceOptions {
   quality?: OpenAIImageQuality;
   /** `input_fidelity` for edits ("high" keeps a product's details); default unset (the API's). */
   inputFidelity?: "high" | "low";
-  /** Images per minute your usage tier allows; default 5 (tier 1 for GPT image models). */
-  requestsPerMinute?: number;
+  /**
+   * Overrides of the declared limits; defaults: 1,536 px (3,840 with a gpt-image-2 price), png/jpeg/
+   * webp, 5 images a minute (tier 1 for GPT image models; raise it to your usage tier's).
+   */
+  limits?: Partial<ProviderLimits>;
   /** Largest answer, in pixels, the adapter will decode; default 40 000 000 (bomb guard). */
   maxPixels?: number;
 }
@@ -163,7 +167,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): SyncPaidPr
     limits: {
       maxSide: flexible ? FLEXIBLE_MAX_EDGE : 1536,
       formats: ["png", "jpeg", "webp"],
-      requestsPerMinute: options.requestsPerMinute ?? 5,
+      requestsPerMinute: 5,
+      ...options.limits,
     },
     modelVersion(model: string): string {
       return `openai ${model} quality=${quality}${options.inputFidelity ? ` input_fidelity=${options.inputFidelity}` : ""}`;
@@ -237,7 +242,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): SyncPaidPr
       const bytes = Buffer.from(b64, "base64");
       await checkImageAnswer(name, bytes, { contentType: null, expected: size, maxPixels });
       const output = await encodeOutput(name, bytes, {
-        recipe,
+        output: recipe.output,
         recipeHash: request.recipeHash,
         maxPixels,
         digitalSourceType:

@@ -1,26 +1,23 @@
 import type { Recipe } from "../../domain/recipe.js";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
-  bodyExcerpt,
   checkApiKey,
-  checkImageAnswer,
   checkPrices,
   checkTimeout,
-  encodeOutput,
-  fetchWithDeadline,
-  kindForStatus,
+  type HttpAnswer,
+  type HttpFailureRefinement,
   normaliseBaseUrl,
   type PriceOptions,
-  parseJsonBody,
   placeBackground,
   priceOf,
   referenceImages,
   referencePng,
-  retryAfterMs,
+  uploadForImage,
 } from "../paid-call.js";
 import {
   type PaidCallContext,
   ProviderCallError,
+  type ProviderLimits,
   type ProviderRequest,
   type ProviderResult,
   type SyncPaidProvider,
@@ -46,8 +43,11 @@ export interface PhotoroomProviderOptions extends PriceOptions {
   apiKey: string;
   /** One call's deadline, upload and answer included, in ms; default 90 000 (AI shadows are slow). */
   timeoutMs?: number;
-  /** Requests per minute your plan allows; default 60 (Photoroom publishes no figure). */
-  requestsPerMinute?: number;
+  /**
+   * Overrides of the declared limits; defaults: 5,000 px, png/jpeg/webp/avif, 60 requests a
+   * minute (Photoroom publishes no figure; set your plan's).
+   */
+  limits?: Partial<ProviderLimits>;
   /** Largest answer, in pixels, the adapter will decode; default 40 000 000 (bomb guard). */
   maxPixels?: number;
 }
@@ -90,7 +90,8 @@ export function createPhotoroomProvider(options: PhotoroomProviderOptions): Sync
     limits: {
       maxSide: MAX_UPLOAD_SIDE_PX,
       formats: ["png", "jpeg", "webp", "avif"],
-      requestsPerMinute: options.requestsPerMinute ?? 60,
+      requestsPerMinute: 60,
+      ...options.limits,
     },
     modelVersion(model: string): string {
       return model === "studio"
@@ -146,24 +147,12 @@ export function createPhotoroomProvider(options: PhotoroomProviderOptions): Sync
         url = editUrl;
       }
 
-      const { response, body } = await fetchWithDeadline(
+      const output = await uploadForImage(
         name,
         url,
-        { method: "POST", headers: { "x-api-key": options.apiKey, Accept: "image/*" }, body: form },
-        { timeoutMs, context },
+        { headers: { "x-api-key": options.apiKey }, form },
+        { request, timeoutMs, maxPixels, context, refine: refinePhotoroom },
       );
-      if (!response.ok) throw failureOf(name, response, body);
-      await checkImageAnswer(name, body, {
-        contentType: response.headers.get("content-type"),
-        expected: { width, height },
-        maxPixels,
-      });
-      const output = await encodeOutput(name, body, {
-        recipe: request.recipe,
-        recipeHash: request.recipeHash,
-        maxPixels,
-        digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
-      });
       return { ...output, costMicros };
     },
   };
@@ -185,20 +174,10 @@ export function paddingFor(recipe: Recipe): number {
  * Both of Photoroom's error shapes: `{detail, status_code, type}` (Remove Background API) and
  * `{error: {message}}` / `{error: {detail}}` (Image Editing API). A proxy's HTML page keeps its status.
  */
-function failureOf(provider: string, response: Response, body: Buffer): ProviderCallError {
-  const parsed = parseJsonBody(body) as
+function refinePhotoroom(_answer: HttpAnswer, json: unknown): HttpFailureRefinement | undefined {
+  const parsed = json as
     | { detail?: string; type?: string; error?: { message?: string; detail?: string } }
     | undefined;
   const message = parsed?.error?.message ?? parsed?.error?.detail ?? parsed?.detail;
-  const detail = message ? [parsed?.type, message].filter(Boolean).join(": ") : bodyExcerpt(body);
-  const retryAfter = retryAfterMs(response.headers);
-  return new ProviderCallError(
-    provider,
-    kindForStatus(response.status),
-    `HTTP ${response.status}: ${detail}`,
-    {
-      httpStatus: response.status,
-      ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
-    },
-  );
+  return message ? { detail: [parsed?.type, message].filter(Boolean).join(": ") } : undefined;
 }

@@ -1,25 +1,22 @@
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import {
-  bodyExcerpt,
   checkApiKey,
-  checkImageAnswer,
   checkPrices,
   checkTimeout,
-  encodeOutput,
-  fetchWithDeadline,
-  kindForStatus,
+  type HttpAnswer,
+  type HttpFailureRefinement,
   normaliseBaseUrl,
   type PriceOptions,
-  parseJsonBody,
   placeBackground,
   priceOf,
   referenceImages,
   referencePng,
-  retryAfterMs,
+  uploadForImage,
 } from "../paid-call.js";
 import {
   type PaidCallContext,
   ProviderCallError,
+  type ProviderLimits,
   type ProviderRequest,
   type ProviderResult,
   type SyncPaidProvider,
@@ -39,8 +36,11 @@ export interface RemoveBgProviderOptions extends PriceOptions {
   timeoutMs?: number;
   /** remove.bg `type` hint; default "product" (catalogue photos). */
   foregroundType?: RemoveBgForegroundType;
-  /** Requests per minute the account may make; default 500 (remove.bg's documented API limit). */
-  requestsPerMinute?: number;
+  /**
+   * Overrides of the declared limits; defaults: 5,000 px (25 megapixels), png/jpeg/webp/avif,
+   * 500 requests a minute (remove.bg's documented API limit).
+   */
+  limits?: Partial<ProviderLimits>;
   /** Largest answer, in pixels, the adapter will decode; default 40 000 000 (bomb guard). */
   maxPixels?: number;
 }
@@ -71,7 +71,8 @@ export function createRemoveBgProvider(options: RemoveBgProviderOptions): SyncPa
       // remove.bg accepts inputs up to 25 megapixels (50 MP with size=50MP): 5000×5000.
       maxSide: 5000,
       formats: ["png", "jpeg", "webp", "avif"],
-      requestsPerMinute: options.requestsPerMinute ?? 500,
+      requestsPerMinute: 500,
+      ...options.limits,
     },
     modelVersion(model: string): string {
       return `remove.bg API v1.0 / ${model} / size=full type=${options.foregroundType ?? "product"}`;
@@ -104,24 +105,12 @@ export function createRemoveBgProvider(options: RemoveBgProviderOptions): SyncPa
       form.append("channels", "rgba");
       if (backdrop) form.append("bg_color", backdrop);
 
-      const { response, body } = await fetchWithDeadline(
+      const output = await uploadForImage(
         name,
         `${baseUrl}/v1.0/removebg`,
-        { method: "POST", headers: { "X-Api-Key": options.apiKey, Accept: "image/*" }, body: form },
-        { timeoutMs, context },
+        { headers: { "X-Api-Key": options.apiKey }, form },
+        { request, timeoutMs, maxPixels, context, refine: refineRemoveBg },
       );
-      if (!response.ok) throw failureOf(name, response, body);
-      await checkImageAnswer(name, body, {
-        contentType: response.headers.get("content-type"),
-        expected: { width, height },
-        maxPixels,
-      });
-      const output = await encodeOutput(name, body, {
-        recipe: request.recipe,
-        recipeHash: request.recipeHash,
-        maxPixels,
-        digitalSourceType: "compositeWithTrainedAlgorithmicMedia",
-      });
       return { ...output, costMicros };
     },
   };
@@ -132,21 +121,12 @@ export function createRemoveBgProvider(options: RemoveBgProviderOptions): SyncPa
  * parameters or an image it cannot process), 402 (insufficient credits), 403 (authentication
  * failed), 429 (rate limit, with `Retry-After`), 5xx. A proxy's HTML page keeps its status.
  */
-function failureOf(provider: string, response: Response, body: Buffer): ProviderCallError {
-  const parsed = parseJsonBody(body) as
-    | { errors?: { title?: string; code?: string; detail?: string }[] }
-    | undefined;
-  const first = parsed?.errors?.[0];
-  const detail = first
-    ? [first.code, first.title, first.detail].filter(Boolean).join(": ")
-    : bodyExcerpt(body);
-  const kind =
-    first?.code === "insufficient_credits"
-      ? "insufficient_credits"
-      : kindForStatus(response.status);
-  const retryAfter = retryAfterMs(response.headers);
-  return new ProviderCallError(provider, kind, `HTTP ${response.status}: ${detail}`, {
-    httpStatus: response.status,
-    ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
-  });
+function refineRemoveBg(_answer: HttpAnswer, json: unknown): HttpFailureRefinement | undefined {
+  const first = (json as { errors?: { title?: string; code?: string; detail?: string }[] })
+    ?.errors?.[0];
+  if (!first) return undefined;
+  return {
+    detail: [first.code, first.title, first.detail].filter(Boolean).join(": "),
+    ...(first.code === "insufficient_credits" ? { kind: "insufficient_credits" as const } : {}),
+  };
 }

@@ -1,16 +1,25 @@
 import Replicate from "replicate";
 import { z } from "zod";
 import { ShotlistError } from "../../domain/errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import { type AsyncCallHandle, decodeHandle, encodeHandle } from "../async-handle.js";
 import {
   asPollFailure,
   type CallDeadline,
   failureOfCall,
-  pause,
+  runToEnd,
   withDeadline,
 } from "../exchange.js";
-import { downloadOutput, labelOutput, readOutputImage } from "../output-image.js";
-import { checkApiKey, checkTimeout, normaliseBaseUrl, type PriceOptions } from "../paid-call.js";
+import { outputOfJob } from "../output-image.js";
+import {
+  checkApiKey,
+  checkOutputFits,
+  checkTimeout,
+  checkWebhookUrl,
+  normaliseBaseUrl,
+  type PriceOptions,
+  priceTable,
+} from "../paid-call.js";
 import {
   type AsyncPaidProvider,
   type CallContext,
@@ -22,7 +31,7 @@ import {
   type ProviderRequest,
   type ProviderResult,
 } from "../provider.js";
-import { checkImageInputs, firstReferenceDataUri, priceTable } from "../reference-input.js";
+import { checkImageInputs, firstReferenceDataUri, operationsOf } from "../reference-input.js";
 
 export const REPLICATE_API_URL = "https://api.replicate.com/v1";
 
@@ -48,7 +57,7 @@ export interface ReplicateProviderOptions extends PriceOptions {
   /** API base URL; default `https://api.replicate.com/v1`. Tests point it at the fake. */
   baseUrl?: string;
   /** API token (`r8_…`), sent as `Authorization: Bearer`. Security: a secret; never logged. */
-  apiToken: string;
+  apiKey: string;
   /** Models by the name recipes use. */
   models: Readonly<Record<string, ReplicateModelConfig>>;
   /** Deadline of each call (`submit`; a `poll` with its output download), ms; default 30 000. */
@@ -63,7 +72,7 @@ export interface ReplicateProviderOptions extends PriceOptions {
   /** Overrides of the declared limits (defaults: 2048 px, webp/jpeg/png, 600 creates a minute). */
   limits?: Partial<ProviderLimits>;
   /** Largest output image decoded, in pixels; default 40 000 000 (decompression-bomb guard). */
-  maxOutputPixels?: number;
+  maxPixels?: number;
   /** fetch implementation; default the global one. */
   fetch?: typeof fetch;
   /**
@@ -112,7 +121,8 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   const name = options.name ?? "replicate";
   const baseUrl = normaliseBaseUrl(name, options.baseUrl ?? REPLICATE_API_URL);
   const timeoutMs = options.timeoutMs ?? 30_000;
-  checkApiKey(name, options.apiToken);
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  checkApiKey(name, options.apiKey);
   checkTimeout(name, timeoutMs);
   checkImageInputs(name, options.models);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
@@ -126,17 +136,9 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       );
     }
   }
-  if (options.webhookUrl !== undefined && !/^https?:\/\//.test(options.webhookUrl)) {
-    throw new ShotlistError("invalid_config", `${name}: webhookUrl must be an http(s) URL`);
-  }
+  checkWebhookUrl(name, options.webhookUrl);
   const priceOf = priceTable(name, Object.keys(options.models), options);
-  const operations: Operation[] = [
-    ...new Set(
-      Object.values(options.models).flatMap(
-        (model): Operation[] => model.operations ?? ["generate"],
-      ),
-    ),
-  ];
+  const operations = operationsOf(options.models);
   const limits: ProviderLimits = {
     maxSide: 2048,
     formats: ["webp", "jpeg", "png"],
@@ -146,7 +148,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
 
   const client = (deadline: CallDeadline) =>
     new Replicate({
-      auth: options.apiToken,
+      auth: options.apiKey,
       baseUrl,
       fetch: deadline.fetch,
       userAgent: "shotlist",
@@ -171,16 +173,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   ): Promise<Record<string, unknown>> {
     const { recipe } = request;
     const { output } = recipe;
-    if (!limits.formats.includes(output.format)) {
-      throw new ProviderCallError(name, "invalid_request", `format ${output.format} not offered`);
-    }
-    if (Math.max(output.width, output.height) > limits.maxSide) {
-      throw new ProviderCallError(
-        name,
-        "invalid_request",
-        `${output.width}×${output.height} exceeds the ${limits.maxSide} px limit`,
-      );
-    }
+    checkOutputFits(name, output, limits);
     return {
       ...model.input,
       ...(recipe.prompt === null ? {} : { prompt: recipe.prompt }),
@@ -191,7 +184,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
       output_format: output.format === "jpeg" ? "jpg" : output.format,
       output_quality: output.quality,
       ...(model.imageInput
-        ? { [model.imageInput]: await firstReferenceDataUri(name, request) }
+        ? { [model.imageInput]: await firstReferenceDataUri(name, request, maxPixels) }
         : {}),
     };
   }
@@ -230,19 +223,10 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     if (typeof output !== "string") {
       throw new ProviderCallError(name, "bad_output", `prediction ${prediction.id} has no output`);
     }
-    const file = await downloadOutput(name, output, deadline, fetchOutput);
-    const image = await readOutputImage(
-      name,
-      file.bytes,
-      file.contentType,
-      handle.output,
-      options.maxOutputPixels,
-    );
-    const labelled = await labelOutput(name, image, {
-      output: handle.output,
-      recipeHash: handle.recipeHash,
-      composite: handle.composite,
-      ...(options.maxOutputPixels === undefined ? {} : { maxPixels: options.maxOutputPixels }),
+    const labelled = await outputOfJob(name, output, handle, {
+      deadline,
+      fetch: fetchOutput,
+      maxPixels,
     });
     return { ...labelled, costMicros: priceOf(handle.model), providerRequestId: prediction.id };
   }
@@ -352,16 +336,8 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     },
     submit,
     poll,
-    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
-      const callId = (context as Partial<PaidCallContext>).callId ?? request.recipeHash;
-      const { externalId } = await submit(request, { ...context, callId });
-      for (;;) {
-        const polled = await poll(externalId, context);
-        if (polled.status === "succeeded") return polled.result;
-        if (polled.status === "failed") throw polled.error;
-        await pause(pollIntervalMs, context.signal);
-      }
-    },
+    run: (request: ProviderRequest, context: CallContext) =>
+      runToEnd({ submit, poll }, request, context, pollIntervalMs),
     async webhookSecret(context: CallContext): Promise<string> {
       return withDeadline(context, timeoutMs, baseFetch, async (deadline) => {
         let answer: unknown;
