@@ -39,6 +39,8 @@ function benchScripts(): BenchScript[] {
     },
     { name: "webhooks", args: [], timeoutMs: 10 * 60_000 },
     { name: "ledger", args: [], timeoutMs: 10 * 60_000 },
+    { name: "paid-call", args: [], timeoutMs: 15 * 60_000 },
+    { name: "async-predictions", args: [], timeoutMs: 15 * 60_000 },
   ];
 }
 

@@ -5,6 +5,7 @@ import type { Settings } from "./config/env.js";
 import { loadShotList } from "./config/shotlist.js";
 import { ShotlistError } from "./domain/errors.js";
 import type { ShotListConfig } from "./domain/shotlist.js";
+import { createGuardedFetch } from "./intake/address-guard.js";
 import type { IntakeDeps } from "./intake/submit.js";
 import { createShopifyAdminClient, createShopifyGraphql } from "./integrations/shopify/client.js";
 import {
@@ -18,6 +19,7 @@ import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { type BuildRegistryOptions, buildProviderRegistry } from "./providers/configured.js";
 import type { ProviderRegistry } from "./providers/registry.js";
+import { type CallWakeups, createCallWakeups } from "./queue/call-wakeups.js";
 import { createIntakeJobHandler } from "./queue/intake-job.js";
 import { createProviderResiliences } from "./queue/provider-policy.js";
 import { createRenderSlotHandler } from "./queue/render-slot.js";
@@ -43,6 +45,8 @@ export interface Runtime {
   webhooks: WebhookOutbox;
   /** Announces, after commit, that this process changed product slots (for /i/'s caches). */
   slotChanges: SlotChanges;
+  /** Providers' callbacks received here wake this process's polls of their calls. */
+  callWakeups: CallWakeups;
   /** Starts a worker in this process; its wake() is called when intake creates jobs here. */
   startWorker(overrides?: {
     concurrency?: number;
@@ -101,7 +105,7 @@ export function createBlobStore(storage: string): BlobStore {
 }
 
 export interface RuntimeOptions {
-  /** Adapter factories by kind; default PROVIDER_FACTORIES (tests add the vendor adapters they use). */
+  /** Adapter factories by kind; default PROVIDER_FACTORIES (tests and benchmarks swap or add one). */
   providerFactories?: BuildRegistryOptions["factories"];
 }
 
@@ -114,8 +118,11 @@ export async function createRuntime(
   const providers = buildProviderRegistry(shotList, {
     env: settings.env,
     maxPixels: settings.maxPixels,
+    callbackBaseUrl: settings.providerCallbackBaseUrl,
+    fetchOutput: createGuardedFetch({ allowPrivateNetworks: settings.allowPrivateNetworks }),
     ...(options.providerFactories ? { factories: options.providerFactories } : {}),
   });
+  const callWakeups = createCallWakeups();
   const blobs = createBlobStore(settings.storage);
   // Breakers and bulkheads are per process, shared by every worker loop of it.
   const resilience = createProviderResiliences(shotList);
@@ -175,6 +182,7 @@ export async function createRuntime(
     intake,
     webhooks,
     slotChanges,
+    callWakeups,
     startWorker(overrides = {}) {
       const writeback: Record<string, JobHandler> = shopify
         ? {
@@ -192,7 +200,7 @@ export async function createRuntime(
           blobs,
           providers,
           db,
-          paid: { db, blobs, resilience, log },
+          paid: { db, blobs, resilience, log, callWakeups },
           maxPixels: settings.maxPixels,
           onLinkFinished: (event) =>
             metrics.linkDuration.observe(

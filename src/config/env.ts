@@ -18,7 +18,11 @@ const envSchema = z.object({
   SHOTLIST_CONFIG: z.string().min(1).optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().min(1).default("127.0.0.1"),
-  /** Base URL written into asset URLs; default `http://HOST:PORT`. */
+  /**
+   * Base URL written into asset URLs; default `http://HOST:PORT`. When set, async providers
+   * (Replicate, fal) are asked to call back at `<it>/webhooks/providers/<name>`; unset, they are
+   * only polled (the default is not reachable from the provider).
+   */
   SHOTLIST_PUBLIC_URL: z.string().url().optional(),
   /** Jobs one worker process runs at once; default 2 (one per core of a small machine). */
   SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
@@ -43,8 +47,8 @@ const envSchema = z.object({
     .min(1)
     .default(25 * 1024 * 1024),
   /**
-   * Lets reference-image fetches and outbound webhook endpoints reach loopback/private
-   * addresses. Tests only; default off. Security: on, anyone who can POST can probe your network.
+   * Lets reference-image fetches, provider output-file fetches and outbound webhook endpoints
+   * reach loopback/private addresses. Tests only; default off. Security: on, anyone who can POST can probe your network.
    */
   SHOTLIST_ALLOW_PRIVATE_NETWORKS: flag,
   /**
@@ -104,6 +108,12 @@ export interface Settings {
   port: number;
   host: string;
   publicUrl: string;
+  /**
+   * SHOTLIST_PUBLIC_URL when it is set, else undefined: async providers (Replicate, fal) are
+   * asked to call back at `<it>/webhooks/providers/<name>` only when Shotlist says it is
+   * reachable; otherwise they are polled.
+   */
+  providerCallbackBaseUrl: string | undefined;
   workerConcurrency: number;
   webhookConcurrency: number;
   leaseMs: number;
@@ -153,6 +163,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       /\/+$/,
       "",
     ),
+    providerCallbackBaseUrl: values.SHOTLIST_PUBLIC_URL?.replace(/\/+$/, ""),
     workerConcurrency: values.SHOTLIST_WORKER_CONCURRENCY,
     webhookConcurrency: values.SHOTLIST_WEBHOOK_CONCURRENCY,
     leaseMs: values.SHOTLIST_LEASE_MS,

@@ -36,6 +36,7 @@ export type ErrorCode =
   | "shopify_error"
   | "invalid_webhook_url"
   | "webhook_url_forbidden"
+  | "output_url_forbidden"
   | "unknown_event"
   | "webhook_delivery_failed"
   | "webhook_endpoint_disabled"

@@ -11,6 +11,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { keyRoutes } from "./routes/keys.js";
 import { productRoutes } from "./routes/products.js";
+import { providerWebhookRoutes } from "./routes/provider-webhooks.js";
 import { renditionRoutes } from "./routes/renditions.js";
 import { reviewRoutes } from "./routes/review.js";
 import { webhookDeliveryRoutes } from "./routes/webhook-deliveries.js";
@@ -69,6 +70,7 @@ export async function buildApp(
   dashboardRoutes(app, runtime);
   renditionRoutes(app, runtime);
   webhookRoutes(app, runtime);
+  providerWebhookRoutes(app, runtime);
   keyRoutes(app, runtime);
   docsRoutes(app, runtime);
   webhookEndpointRoutes(app, runtime);

@@ -34,6 +34,7 @@ import {
   productListQuerySchema,
   productListSchema,
   productSchema,
+  providerWebhookAnswerSchema,
   readySchema,
   redeliveryAnswerSchema,
   regenerateReportSchema,
@@ -93,6 +94,7 @@ const COMPONENTS: Record<string, { schema: z.ZodType; io: "input" | "output" }> 
   Health: { schema: healthSchema, io: "output" },
   Ready: { schema: readySchema, io: "output" },
   WebhookAnswer: { schema: webhookAnswerSchema, io: "output" },
+  ProviderWebhookAnswer: { schema: providerWebhookAnswerSchema, io: "output" },
   CreateWebhookEndpoint: { schema: createWebhookEndpointSchema, io: "input" },
   WebhookEndpoint: { schema: webhookEndpointSchema, io: "output" },
   CreatedWebhookEndpoint: { schema: createdWebhookEndpointSchema, io: "output" },
@@ -710,6 +712,49 @@ const OPERATIONS: OperationSpec[] = [
       413: `body over ${WEBHOOK_BODY_LIMIT_BYTES / 1024 / 1024} MiB`,
       422: "a product the intake cannot take",
       503: "SHOTLIST_INTAKE_WEBHOOK_SECRET is not set (`webhook_not_configured`)",
+    },
+  },
+  {
+    method: "post",
+    path: "/webhooks/providers/{name}",
+    operationId: "receiveProviderWebhook",
+    tag: "webhooks",
+    summary: "An async provider's callback: a Replicate prediction or fal request finished",
+    description:
+      "No API key: the provider's signature is the auth (Replicate: Standard Webhooks under the account's signing secret; fal: Ed25519 by a key of its JWKS), checked on the raw body. Matched to its ledger row by the provider's id; the callback wakes the worker polling that call, whose poll records the outcome. Sent only when SHOTLIST_PUBLIC_URL is set.",
+    params: z.object({
+      name: z.string().meta({ description: "the provider's name in the shot list (`providers:`)" }),
+    }),
+    headers: [
+      { name: "webhook-id", description: "Replicate: delivery id (replays share it)" },
+      { name: "webhook-timestamp", description: "Replicate: Unix seconds (5-minute tolerance)" },
+      {
+        name: "webhook-signature",
+        description: "Replicate: v1,<base64 HMAC-SHA256>, space-separated",
+      },
+      { name: "X-Fal-Webhook-Request-Id", description: "fal: the request id" },
+      { name: "X-Fal-Webhook-User-Id", description: "fal: the account's user id" },
+      { name: "X-Fal-Webhook-Timestamp", description: "fal: Unix seconds (5-minute tolerance)" },
+      { name: "X-Fal-Webhook-Signature", description: "fal: hex Ed25519 signature" },
+    ],
+    body: {
+      components: [],
+      description:
+        "the provider's own callback JSON (a Replicate prediction; fal's {request_id, status, payload})",
+      mediaType: "application/json",
+    },
+    answers: {
+      200: {
+        description: "the call was woken, or a replayed delivery",
+        json: "ProviderWebhookAnswer",
+      },
+    },
+    problems: {
+      400: "a signed body that is not the provider's callback (`invalid_json`)",
+      401: "missing, wrong or expired signature (`invalid_signature`)",
+      404: "no such provider, or no ledger row knows the prediction (`not_found`, `unknown_prediction`; recorded)",
+      413: `body over ${WEBHOOK_BODY_LIMIT_BYTES / 1024 / 1024} MiB`,
+      503: "the provider's signing keys could not be fetched (`webhook_not_configured`); the provider retries",
     },
   },
   {

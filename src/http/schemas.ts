@@ -707,6 +707,13 @@ export const webhookAnswerSchema = z.object({
   topic: z.string().optional(),
 });
 
+/** The answer to an async provider's callback (POST /webhooks/providers/{name}). */
+export const providerWebhookAnswerSchema = z.object({
+  status: z.enum(["accepted", "duplicate"]),
+  /** The ledger row the callback woke (provider_calls.id). */
+  callId: z.string(),
+});
+
 /**
  * `/i/` query options, for the document only: parseRenditionQuery (src/domain/rendition.ts)
  * stays their validator, because its errors name the option (`invalid_rendition_option`).

@@ -1,6 +1,9 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { lookup as dnsLookupAll } from "node:dns/promises";
+import http from "node:http";
+import https from "node:https";
 import { BlockList, isIP } from "node:net";
+import { ShotlistError } from "../domain/errors.js";
 
 /**
  * Addresses an outside-supplied URL may never reach (SSRF, DESIGN §9): loopback, private,
@@ -83,4 +86,88 @@ export async function forbiddenHostAddress(url: URL): Promise<string | undefined
   if (isIP(host)) return isForbiddenAddress(host) ? host : undefined;
   const addresses = await dnsLookupAll(host, { all: true });
   return addresses.find((entry) => isForbiddenAddress(entry.address))?.address;
+}
+
+export interface GuardedFetchOptions {
+  /** Let the fetch reach loopback/private addresses (SHOTLIST_ALLOW_PRIVATE_NETWORKS; tests). */
+  allowPrivateNetworks: boolean;
+  /** Redirects followed, each one checked again; default 3. */
+  maxRedirects?: number;
+}
+
+/**
+ * A `fetch` for URLs an outside party names — a provider's output file URLs (Replicate's
+ * replicate.delivery, fal's CDN): GET only, the address checked inside the socket's DNS lookup
+ * (the address checked is the one connected to) and IP literals before any connection, on every
+ * redirect. A forbidden address rejects with ShotlistError `output_url_forbidden`, which
+ * adapters record as `bad_output`: the provider's answer points somewhere we never go.
+ * Providers receive it as their `fetchOutput` option; they do not import this module.
+ */
+export function createGuardedFetch(options: GuardedFetchOptions): typeof fetch {
+  const maxRedirects = options.maxRedirects ?? 3;
+  const refuse = (detail: string) =>
+    new ShotlistError("output_url_forbidden", detail, { status: 502 });
+  const guarded = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const method = (
+      init?.method ?? (input instanceof Request ? input.method : "GET")
+    ).toUpperCase();
+    if (method !== "GET") throw new TypeError(`guarded fetch sends GET only, not ${method}`);
+    const signal = init?.signal ?? undefined;
+    let current = new URL(input instanceof Request ? input.url : input);
+    for (let hop = 0; hop <= maxRedirects; hop++) {
+      if (current.protocol !== "http:" && current.protocol !== "https:") {
+        throw refuse(`only http(s) URLs are fetched, not ${current.protocol}`);
+      }
+      const literal = current.hostname.replace(/^\[|\]$/g, "");
+      if (isIP(literal) && isForbiddenAddress(literal) && !options.allowPrivateNetworks) {
+        throw refuse(`${current.host} is a loopback, private or reserved address`);
+      }
+      const answer = await getOnce(current, options.allowPrivateNetworks, refuse, signal);
+      const location = answer.headers.get("location");
+      if (answer.status >= 300 && answer.status < 400 && location) {
+        current = new URL(location, current);
+        continue;
+      }
+      return answer;
+    }
+    throw refuse(`more than ${maxRedirects} redirects from ${String(input)}`);
+  };
+  return guarded as typeof fetch;
+}
+
+function getOnce(
+  url: URL,
+  allowPrivateNetworks: boolean,
+  refuse: (detail: string) => Error,
+  signal: AbortSignal | undefined,
+): Promise<Response> {
+  return new Promise((resolvePromise, reject) => {
+    signal?.throwIfAborted();
+    const lookup = guardedLookup(allowPrivateNetworks, (hostname, address) =>
+      refuse(`${hostname} resolves to ${address}, a loopback, private or reserved address`),
+    );
+    const client = url.protocol === "https:" ? https : http;
+    const request = client.get(url, { lookup, ...(signal ? { signal } : {}) }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("error", reject);
+      response.on("end", () => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(response.headers)) {
+          if (value === undefined) continue;
+          for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+        }
+        const status = response.statusCode ?? 502;
+        const nullBody = status === 204 || status === 304;
+        resolvePromise(
+          new Response(nullBody ? null : Buffer.concat(chunks), {
+            status,
+            statusText: response.statusMessage ?? "",
+            headers,
+          }),
+        );
+      });
+    });
+    request.on("error", (error) => reject(signal?.aborted ? (signal.reason ?? error) : error));
+  });
 }

@@ -14,12 +14,31 @@ import { createRemoveBgProvider } from "./removebg/index.js";
 import { createReplicateProvider, REPLICATE_API_URL } from "./replicate/index.js";
 import { createTemplateProvider } from "./template/index.js";
 
-/** What a factory receives besides its own config entry: credentials and the pixel guard. */
+/** The default `fetchOutput`: refuses, so nothing is ever fetched past an absent SSRF guard. */
+const refuseOutputFetch = (async (input: string | URL | Request) => {
+  throw new ShotlistError(
+    "output_url_forbidden",
+    `no guarded fetch for provider outputs was configured; refused ${String(input instanceof Request ? input.url : input)}`,
+  );
+}) as typeof fetch;
+
+/** What a factory receives besides its own config entry: credentials, the pixel guard, callbacks. */
 export interface ProviderFactoryContext {
   /** The value of the entry's `apiKeyEnv` variable (checked to be set and non-empty). */
   apiKey: string | undefined;
   /** Decompression-bomb guard for the provider's answers (SHOTLIST_MAX_PIXELS). */
   maxPixels: number;
+  /**
+   * Where this provider's callbacks are received (`<SHOTLIST_PUBLIC_URL>/webhooks/providers/<name>`),
+   * or undefined when SHOTLIST_PUBLIC_URL is unset: async adapters poll then. A `webhookUrl` in
+   * the entry itself wins.
+   */
+  callbackUrl: string | undefined;
+  /**
+   * Fetches a provider's output file (a URL the provider's answer names) through the SSRF guard
+   * (src/intake/address-guard.ts): adapters take it as their `fetchOutput` option.
+   */
+  fetchOutput: typeof fetch;
 }
 
 export type ProviderFactory = (
@@ -182,12 +201,22 @@ function commonOptions(config: ProviderConfig, kind: VendorKind, context: Provid
   };
 }
 
-/** What the async vendor adapters take besides: their poll pause (for `run`) and the webhook. */
-function asyncOptions(config: ProviderConfig, models: readonly string[]) {
+/**
+ * What the async vendor adapters take besides: their poll pause (for `run`), the webhook (the
+ * entry's `webhookUrl` wins, else this process's callback route when SHOTLIST_PUBLIC_URL is set)
+ * and the SSRF-guarded fetch of their output files.
+ */
+function asyncOptions(
+  config: ProviderConfig,
+  models: readonly string[],
+  context: ProviderFactoryContext,
+) {
   requirePrices(config, models);
+  const webhookUrl = config.webhookUrl ?? context.callbackUrl;
   return {
     pollIntervalMs: config.policy.pollIntervalMs,
-    ...(config.webhookUrl ? { webhookUrl: config.webhookUrl } : {}),
+    ...(webhookUrl ? { webhookUrl } : {}),
+    fetchOutput: context.fetchOutput,
   };
 }
 
@@ -225,7 +254,7 @@ export const PROVIDER_FACTORIES: Partial<Record<ProviderKind, ProviderFactory>> 
     const options = vendorOptions("replicate", config);
     return createReplicateProvider({
       ...commonOptions(config, "replicate", context),
-      ...asyncOptions(config, Object.keys(options.models)),
+      ...asyncOptions(config, Object.keys(options.models), context),
       ...options,
     });
   },
@@ -233,7 +262,7 @@ export const PROVIDER_FACTORIES: Partial<Record<ProviderKind, ProviderFactory>> 
     const options = vendorOptions("fal", config);
     return createFalProvider({
       ...commonOptions(config, "fal", context),
-      ...asyncOptions(config, Object.keys(options.models)),
+      ...asyncOptions(config, Object.keys(options.models), context),
       ...options,
     });
   },
@@ -246,6 +275,15 @@ export interface BuildRegistryOptions {
   maxPixels: number;
   /** Factories by kind; default PROVIDER_FACTORIES (tests may add one). */
   factories?: Partial<Record<ProviderKind, ProviderFactory>>;
+  /** SHOTLIST_PUBLIC_URL when set (Settings.providerCallbackBaseUrl): callbacks are asked for. */
+  callbackBaseUrl?: string | undefined;
+  /**
+   * The SSRF-guarded fetch of provider output files (`createGuardedFetch` of
+   * src/intake/address-guard.ts, which this module may not import). Default: a fetch that
+   * refuses every URL, so a registry built without the guard can plan and estimate but never
+   * fetches an output unguarded.
+   */
+  fetchOutput?: typeof fetch;
 }
 
 /**
@@ -288,8 +326,20 @@ export function buildProviderRegistry(
         continue;
       }
     }
+    const callbackUrl =
+      config.webhookUrl ??
+      (options.callbackBaseUrl
+        ? `${options.callbackBaseUrl}/webhooks/providers/${encodeURIComponent(config.name)}`
+        : undefined);
     try {
-      providers.push(factory(config, { apiKey, maxPixels: options.maxPixels }));
+      providers.push(
+        factory(config, {
+          apiKey,
+          maxPixels: options.maxPixels,
+          callbackUrl,
+          fetchOutput: options.fetchOutput ?? refuseOutputFetch,
+        }),
+      );
     } catch (error) {
       if (!(error instanceof ShotlistError) || error.code !== "invalid_config") throw error;
       // The adapter's own construction checks name the provider, not the file: add where.

@@ -1,3 +1,4 @@
+import { ShotlistError } from "../domain/errors.js";
 import type { AsyncCallHandle } from "./async-handle.js";
 import type { CallDeadline } from "./exchange.js";
 import { checkImageAnswer, encodeOutput, failureFromResponse } from "./paid-call.js";
@@ -61,6 +62,12 @@ export async function downloadOutput(
       throw new ProviderCallError(provider, "timeout", "output download timed out", { cause });
     }
     if (deadline.signal.aborted) throw deadline.signal.reason ?? cause;
+    if (cause instanceof ShotlistError && cause.code === "output_url_forbidden") {
+      // The answer points at an address we never fetch (SSRF guard): the call's final answer.
+      throw new ProviderCallError(provider, "bad_output", `output URL refused: ${cause.message}`, {
+        cause,
+      });
+    }
     const detail = cause instanceof Error ? cause.message : String(cause);
     throw new ProviderCallError(provider, "unavailable", `output download failed: ${detail}`, {
       cause,

@@ -27,6 +27,7 @@ import {
   pendingCallsOfJob,
 } from "../store/provider-calls.js";
 import { fullJitterDelayMs } from "./backoff.js";
+import type { CallWakeups } from "./call-wakeups.js";
 import {
   BrokenCircuitError,
   createProviderResilience,
@@ -62,6 +63,8 @@ export interface PaidCallDeps {
   /** Per provider name; a provider without one gets the default policy. */
   resilience: Map<string, ProviderResilience>;
   log?: Logger;
+  /** Providers' callbacks cut an async call's poll pause short (POST /webhooks/providers/…). */
+  callWakeups?: CallWakeups;
   /** How long to keep retrying to close an answered call's row; default 120 s. */
   closeRetryMs?: number;
 }
@@ -485,7 +488,9 @@ async function pollToEnd(
         { status: 503, retryable: true, extra: { retryAfterMs: policy.pollIntervalMs } },
       );
     }
-    await sleep(policy.pollIntervalMs, signal);
+    await (deps.callWakeups
+      ? deps.callWakeups.pause(call.id, policy.pollIntervalMs, signal)
+      : sleep(policy.pollIntervalMs, signal));
   }
 }
 

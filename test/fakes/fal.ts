@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 import { type FalJsonWebKey, falSignedMessage } from "../../src/providers/fal/webhook.js";
 import {
   drawImage,
@@ -38,6 +39,7 @@ export interface FakeFalRequest {
   webhook: string | undefined;
   fault: JobFault | undefined;
   nsfw: boolean;
+  queuedAtMs: number;
   /** Set once COMPLETED: the stored answer of `GET …/requests/{id}`. */
   result: { status: number; body: unknown; headers?: Record<string, string> } | undefined;
 }
@@ -66,6 +68,12 @@ export interface FakeFal {
   flagNextAsNsfw(): void;
   /** Status polls a request needs before COMPLETED; default 2. */
   pollsToComplete: number;
+  /**
+   * Time a request takes to run, ms; default 0. When > 0 a request is COMPLETED once this has
+   * passed since it was queued (polled or not, `pollsToComplete` ignored), and its webhook is
+   * sent then.
+   */
+  processingMs: number;
   close(): Promise<void>;
 }
 
@@ -291,6 +299,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
       webhook: query.get("fal_webhook") ?? undefined,
       fault: jobFaults.shift(),
       nsfw: nsfwNext,
+      queuedAtMs: Date.now(),
       result: undefined,
     };
     nsfwNext = false;
@@ -303,7 +312,11 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
     );
     if (queued.webhook) {
       setImmediate(() => {
-        void complete(queued).then(() => deliver(queued));
+        void (async () => {
+          if (fake.processingMs > 0) await delay(fake.processingMs);
+          if (queued.status !== "COMPLETED") await complete(queued);
+          await deliver(queued);
+        })();
       });
     }
   }
@@ -318,7 +331,11 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
     }
     if (request.status !== "COMPLETED") {
       request.polls++;
-      if (request.polls >= fake.pollsToComplete) await complete(request);
+      const ranMs = Date.now() - request.queuedAtMs;
+      if (
+        fake.processingMs > 0 ? ranMs >= fake.processingMs : request.polls >= fake.pollsToComplete
+      )
+        await complete(request);
       else request.status = request.polls === 1 ? "IN_PROGRESS" : request.status;
     }
     sendJson(response, 200, {
@@ -404,6 +421,7 @@ export async function startFakeFal(options: FakeFalOptions = {}): Promise<FakeFa
     calls,
     webhookDeliveries,
     pollsToComplete: 2,
+    processingMs: 0,
     failRequests(fault, count = 1, retryAfterSeconds = 1) {
       httpFaults.add(fault, count, retryAfterSeconds);
     },

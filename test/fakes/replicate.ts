@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 import { signReplicateWebhook } from "../../src/providers/replicate/webhook.js";
 import {
   drawImage,
@@ -68,6 +69,14 @@ export interface FakeReplicate {
   failNextPrediction(fault: JobFault): void;
   /** Polls (GETs) a prediction needs before it succeeds; default 2. */
   pollsToComplete: number;
+  /**
+   * Time a prediction takes to run, ms; default 0. When > 0 a prediction succeeds once this has
+   * passed since it was created (polled or not, `pollsToComplete` ignored), and its webhook is
+   * sent then: a model with a fixed run time.
+   */
+  processingMs: number;
+  /** Predictions created and not yet finished (the provider's in-flight count). */
+  inFlight(): number;
   close(): Promise<void>;
 }
 
@@ -325,7 +334,9 @@ export async function startFakeReplicate(
         void (async () => {
           await deliver(prediction, "start");
           prediction.status = "processing";
-          await complete(prediction);
+          if (fake.processingMs > 0) await delay(fake.processingMs);
+          // A poll may have finished it meanwhile (processingMs passed): only the webhook is left.
+          if (prediction.status === "processing") await complete(prediction);
           await deliver(prediction, "completed");
         })();
       });
@@ -342,7 +353,13 @@ export async function startFakeReplicate(
     }
     if (prediction.status === "starting" || prediction.status === "processing") {
       prediction.polls++;
-      if (prediction.polls >= fake.pollsToComplete) await complete(prediction);
+      const ranMs = Date.now() - Date.parse(prediction.createdAt);
+      if (
+        fake.processingMs > 0
+          ? ranMs >= fake.processingMs
+          : prediction.polls >= fake.pollsToComplete
+      )
+        await complete(prediction);
       else prediction.status = "processing";
     }
     sendJson(response, 200, view(prediction));
@@ -401,6 +418,11 @@ export async function startFakeReplicate(
     calls,
     webhookDeliveries,
     pollsToComplete: 2,
+    processingMs: 0,
+    inFlight: () =>
+      [...predictions.values()].filter(
+        (prediction) => prediction.status === "starting" || prediction.status === "processing",
+      ).length,
     failRequests(fault, count = 1, retryAfterSeconds = 1) {
       httpFaults.add(fault, count, retryAfterSeconds);
     },

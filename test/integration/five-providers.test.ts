@@ -231,6 +231,9 @@ for (const backend of BACKENDS) {
       writeFileSync(configPath, shotListYaml(fakes));
       env = await createTestRuntime(backend, {
         SHOTLIST_CONFIG: configPath,
+        // The Replicate and fal fakes serve their output files on loopback, which the output
+        // URL guard refuses otherwise.
+        SHOTLIST_ALLOW_PRIVATE_NETWORKS: "1",
         TEST_OPENAI_API_KEY: fakes.openai.apiKey,
         TEST_REMOVEBG_API_KEY: fakes.removebg.apiKey,
         TEST_PHOTOROOM_API_KEY: fakes.photoroom.apiKey,

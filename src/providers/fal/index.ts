@@ -79,6 +79,13 @@ export interface FalProviderOptions extends PriceOptions {
   maxPixels?: number;
   /** fetch implementation; default the global one. */
   fetch?: typeof fetch;
+  /**
+   * Fetches the output files the provider's answer names (URLs from outside: SSRF). The registry
+   * passes the guarded fetch of src/intake/address-guard.ts, which refuses loopback, private and
+   * metadata addresses unless SHOTLIST_ALLOW_PRIVATE_NETWORKS; a refused URL is `bad_output`.
+   * Default `fetch` above (unguarded: for callers that trust the provider's URLs, e.g. tests).
+   */
+  fetchOutput?: typeof fetch;
 }
 
 export interface FalProvider extends AsyncPaidProvider {
@@ -155,6 +162,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
   checkImageInputs(name, options.models);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const baseFetch = options.fetch ?? fetch;
+  const fetchOutput = options.fetchOutput ?? baseFetch;
   for (const [model, config] of Object.entries(options.models)) {
     if (model.includes("|") || !/^[\w.-]+\/[\w./-]+$/.test(config.endpoint ?? model)) {
       throw new ShotlistError(
@@ -340,7 +348,7 @@ export function createFalProvider(options: FalProviderOptions): FalProvider {
       // (bad_output) is its final answer; a failed download (unavailable) may heal.
       const labelled = await outputOfJob(name, result.data.images[0]!.url, handle, {
         deadline,
-        fetch: baseFetch,
+        fetch: fetchOutput,
         maxPixels,
       });
       const done: ProviderResult = {

@@ -75,6 +75,13 @@ export interface ReplicateProviderOptions extends PriceOptions {
   maxPixels?: number;
   /** fetch implementation; default the global one. */
   fetch?: typeof fetch;
+  /**
+   * Fetches the output files the provider's answer names (URLs from outside: SSRF). The registry
+   * passes the guarded fetch of src/intake/address-guard.ts, which refuses loopback, private and
+   * metadata addresses unless SHOTLIST_ALLOW_PRIVATE_NETWORKS; a refused URL is `bad_output`.
+   * Default `fetch` above (unguarded: for callers that trust the provider's URLs, e.g. tests).
+   */
+  fetchOutput?: typeof fetch;
 }
 
 export interface ReplicateProvider extends AsyncPaidProvider {
@@ -120,6 +127,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
   checkImageInputs(name, options.models);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const baseFetch = options.fetch ?? fetch;
+  const fetchOutput = options.fetchOutput ?? baseFetch;
   for (const [model, config] of Object.entries(options.models)) {
     if (!VERSION_ID.test(config.version)) {
       throw new ShotlistError(
@@ -217,7 +225,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Repl
     }
     const labelled = await outputOfJob(name, output, handle, {
       deadline,
-      fetch: baseFetch,
+      fetch: fetchOutput,
       maxPixels,
     });
     return { ...labelled, costMicros: priceOf(handle.model), providerRequestId: prediction.id };
