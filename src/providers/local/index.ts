@@ -1,5 +1,6 @@
 import sharp from "sharp";
 import { ShotlistError } from "../../domain/errors.js";
+import type { Recipe } from "../../domain/recipe.js";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
 import { PIPELINE_VERSION, renderRecipe } from "../../pipeline/render.js";
 import type { CallContext, ImageProvider, ProviderRequest, ProviderResult } from "../provider.js";
@@ -27,36 +28,47 @@ export function createLocalProvider(options: LocalProviderOptions = {}): ImagePr
     estimateCostMicros(_request: ProviderRequest): number {
       return 0;
     },
-    async run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
-      let result: Awaited<ReturnType<typeof renderRecipe>>;
-      try {
-        result = await renderRecipe(request.recipe, request.references, {
-          maxPixels,
-          recipeHash: request.recipeHash,
-          signal: context.signal,
-        });
-      } catch (error) {
-        if (error instanceof ShotlistError || context.signal.aborted) throw error;
-        // The pipeline is deterministic: a libvips failure on these inputs fails the same way
-        // next time, so it is permanent and moves the slot down its chain instead of retrying.
-        throw new ShotlistError(
-          "provider_error",
-          `local pipeline failed: ${(error as Error).message}`,
-          {
-            status: 500,
-            retryable: false,
-            cause: error,
-          },
-        );
-      }
-      return {
-        bytes: result.bytes,
-        format: result.format,
-        width: result.width,
-        height: result.height,
-        costMicros: 0,
-        ...(result.subjectFill === undefined ? {} : { subjectFill: result.subjectFill }),
-      };
+    run(request: ProviderRequest, context: CallContext): Promise<ProviderResult> {
+      return renderOnSharp(request.recipe, request, context, {
+        maxPixels,
+        label: "local pipeline",
+      });
     },
+  };
+}
+
+/**
+ * Runs a recipe on the local pipeline for a sharp-based provider (local, template): no cost,
+ * and a libvips failure is permanent, since the same inputs fail the same way next time, so the
+ * slot moves down its chain instead of retrying.
+ */
+export async function renderOnSharp(
+  recipe: Recipe,
+  request: ProviderRequest,
+  context: CallContext,
+  options: { maxPixels: number; label: string },
+): Promise<ProviderResult> {
+  let result: Awaited<ReturnType<typeof renderRecipe>>;
+  try {
+    result = await renderRecipe(recipe, request.references, {
+      maxPixels: options.maxPixels,
+      recipeHash: request.recipeHash,
+      signal: context.signal,
+    });
+  } catch (error) {
+    if (error instanceof ShotlistError || context.signal.aborted) throw error;
+    throw new ShotlistError(
+      "provider_error",
+      `${options.label} failed: ${(error as Error).message}`,
+      { status: 500, retryable: false, cause: error },
+    );
+  }
+  return {
+    bytes: result.bytes,
+    format: result.format,
+    width: result.width,
+    height: result.height,
+    costMicros: 0,
+    ...(result.subjectFill === undefined ? {} : { subjectFill: result.subjectFill }),
   };
 }

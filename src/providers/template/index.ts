@@ -2,7 +2,8 @@ import sharp from "sharp";
 import { ShotlistError } from "../../domain/errors.js";
 import type { Step } from "../../domain/recipe.js";
 import { DEFAULT_MAX_PIXELS } from "../../pipeline/decode.js";
-import { PIPELINE_VERSION, renderRecipe } from "../../pipeline/render.js";
+import { PIPELINE_VERSION } from "../../pipeline/render.js";
+import { renderOnSharp } from "../local/index.js";
 import type { CallContext, ImageProvider, ProviderRequest, ProviderResult } from "../provider.js";
 
 /** The built-in stock-template provider's name, as chain links use it (`provider: template`). */
@@ -56,30 +57,10 @@ export function createTemplateProvider(options: TemplateProviderOptions = {}): I
           { status: 422, extra: { slot: recipe.slot, model: recipe.model } },
         );
       }
-      let result: Awaited<ReturnType<typeof renderRecipe>>;
-      try {
-        result = await renderRecipe({ ...recipe, steps: [...steps] }, request.references, {
-          maxPixels,
-          recipeHash: request.recipeHash,
-          signal: context.signal,
-        });
-      } catch (error) {
-        if (error instanceof ShotlistError || context.signal.aborted) throw error;
-        // Deterministic like the local pipeline: the same inputs fail the same way again.
-        throw new ShotlistError("provider_error", `template failed: ${(error as Error).message}`, {
-          status: 500,
-          retryable: false,
-          cause: error,
-        });
-      }
-      return {
-        bytes: result.bytes,
-        format: result.format,
-        width: result.width,
-        height: result.height,
-        costMicros: 0,
-        ...(result.subjectFill === undefined ? {} : { subjectFill: result.subjectFill }),
-      };
+      return renderOnSharp({ ...recipe, steps: [...steps] }, request, context, {
+        maxPixels,
+        label: "template",
+      });
     },
   };
 }
