@@ -218,13 +218,7 @@ async function callOnce<T>(
     );
   } catch (error) {
     if (error instanceof ProviderCallError && error.kind === "bad_output") {
-      await closeSucceeded(deps, call, signal, {
-        state: "succeeded",
-        costMicros: call.estimated_cost_micros,
-        outputSha256: null,
-        outputExt: null,
-        error: errorMessage(error),
-      });
+      await closeBilledWithoutOutput(deps, call, signal, error);
       throw error;
     }
     if (error instanceof ProviderCallError && error.httpStatus !== undefined) {
@@ -288,6 +282,22 @@ interface CallReceipt {
  * next) is adopted from the receipt by the next attempt at the recipe or by the end of its job,
  * so an output that was stored is never paid for again.
  */
+/** A billed answer whose image is unusable: the call succeeded (and is paid), with no output. */
+function closeBilledWithoutOutput(
+  deps: PaidCallDeps,
+  call: ProviderCallRow,
+  signal: AbortSignal,
+  error: ProviderCallError,
+): Promise<void> {
+  return closeSucceeded(deps, call, signal, {
+    state: "succeeded",
+    costMicros: call.estimated_cost_micros,
+    outputSha256: null,
+    outputExt: null,
+    error: errorMessage(error),
+  });
+}
+
 async function closeSucceeded(
   deps: PaidCallDeps,
   call: ProviderCallRow,
@@ -442,13 +452,7 @@ async function pollToEnd(
       if (signal.aborted) throw error;
       if (error instanceof ProviderCallError && error.kind === "bad_output") {
         // The job succeeded (billed) but its output is unusable.
-        await closeSucceeded(deps, call, signal, {
-          state: "succeeded",
-          costMicros: call.estimated_cost_micros,
-          outputSha256: null,
-          outputExt: null,
-          error: errorMessage(error),
-        });
+        await closeBilledWithoutOutput(deps, call, signal, error);
         throw error;
       }
       const retryable =
