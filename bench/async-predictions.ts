@@ -24,7 +24,6 @@ import type { FastifyInstance } from "fastify";
 import Replicate from "replicate";
 import { loadSettings } from "../src/config/env.js";
 import { buildApp } from "../src/http/app.js";
-import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
 import { createRuntime, type Runtime } from "../src/runtime.js";
 import { type FakeReplicate, startFakeReplicate } from "../test/fakes/replicate.js";
@@ -38,7 +37,7 @@ import {
   round,
   runAsScript,
   say,
-  waitUntil,
+  submitAndDrain,
 } from "./harness.js";
 
 const VERSION = "e".repeat(64);
@@ -90,27 +89,12 @@ async function throughShotlist(
   predictions: number,
 ): Promise<{ ms: number; peak: number }> {
   const sampler = sampleInFlight(fake);
-  const started = performance.now();
-  for (let index = 0; index < predictions; index++) {
-    await submitProduct(runtime.intake, {
-      sku: `${prefix}-${index}`,
-      title: `Bench lamp ${prefix} ${index}`,
-      category: "home",
-    });
-  }
-  await waitUntil(
-    async () => {
-      const [row] = await runtime.db.query<{ open: number }>(
-        `select count(*)::integer as open from jobs
-         where kind = 'render' and state in ('queued', 'running', 'retrying')`,
-      );
-      return (row?.open ?? 1) === 0;
-    },
-    "every render job to end",
-    30 * 60_000,
-    50,
-  );
-  const ms = performance.now() - started;
+  const ms = await submitAndDrain(runtime, {
+    prefix,
+    count: predictions,
+    title: "Bench lamp",
+    pollMs: 50,
+  });
   const peak = sampler.stop();
   const [done] = await runtime.db.query<{ published: number }>(
     `select count(*)::integer as published from product_slots

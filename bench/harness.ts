@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { submitProduct } from "../src/intake/submit.js";
+import type { Runtime } from "../src/runtime.js";
 
 /** The last line of every benchmark's output; bench/run.ts collects these. */
 export interface BenchResult {
@@ -124,3 +126,34 @@ export function runAsScript(moduleUrl: string, main: () => Promise<void>): void 
 }
 
 export const MIB = 1024 * 1024;
+
+/**
+ * Submits `count` products of the "home" category (SKU `${prefix}-${i}`) through the intake,
+ * then waits until no render job is open. Returns the wall time in ms from the first submit.
+ */
+export async function submitAndDrain(
+  runtime: Runtime,
+  options: { prefix: string; count: number; title: string; pollMs: number },
+): Promise<number> {
+  const started = performance.now();
+  for (let index = 0; index < options.count; index++) {
+    await submitProduct(runtime.intake, {
+      sku: `${options.prefix}-${index}`,
+      title: `${options.title} ${options.prefix} ${index}`,
+      category: "home",
+    });
+  }
+  await waitUntil(
+    async () => {
+      const [row] = await runtime.db.query<{ open: number }>(
+        `select count(*)::integer as open from jobs
+         where kind = 'render' and state in ('queued', 'running', 'retrying')`,
+      );
+      return (row?.open ?? 1) === 0;
+    },
+    "every render job to end",
+    30 * 60_000,
+    options.pollMs,
+  );
+  return performance.now() - started;
+}

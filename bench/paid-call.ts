@@ -18,7 +18,6 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import OpenAI from "openai";
 import { loadSettings } from "../src/config/env.js";
-import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
 import { createRuntime, type Runtime } from "../src/runtime.js";
 import { type FakeOpenAI, startFakeOpenAI } from "../test/fakes/openai.js";
@@ -31,7 +30,7 @@ import {
   round,
   runAsScript,
   say,
-  waitUntil,
+  submitAndDrain,
 } from "./harness.js";
 
 const MODEL = "gpt-image-2";
@@ -66,27 +65,12 @@ categories:
 
 /** N products through the real runtime: wall ms from the first submit until every job ended. */
 async function throughShotlist(runtime: Runtime, prefix: string, calls: number): Promise<number> {
-  const started = performance.now();
-  for (let index = 0; index < calls; index++) {
-    await submitProduct(runtime.intake, {
-      sku: `${prefix}-${index}`,
-      title: `Bench vase ${prefix} ${index}`,
-      category: "home",
-    });
-  }
-  await waitUntil(
-    async () => {
-      const [row] = await runtime.db.query<{ open: number }>(
-        `select count(*)::integer as open from jobs
-         where kind = 'render' and state in ('queued', 'running', 'retrying')`,
-      );
-      return (row?.open ?? 1) === 0;
-    },
-    "every render job to end",
-    30 * 60_000,
-    20,
-  );
-  const elapsed = performance.now() - started;
+  const elapsed = await submitAndDrain(runtime, {
+    prefix,
+    count: calls,
+    title: "Bench vase",
+    pollMs: 20,
+  });
   const [done] = await runtime.db.query<{ published: number }>(
     `select count(*)::integer as published from product_slots
      where product_sku like $1 and state = 'published'`,
