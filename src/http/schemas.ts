@@ -230,26 +230,41 @@ const reviewReason = z
   .min(1, { error: "reason must be a string of 1 to 500 characters" })
   .max(500, { error: "reason must be a string of 1 to 500 characters" });
 
-/** `POST /v1/products/{sku}/regenerate`: which slot (default every slot) and whether to spend. */
-export const regenerateRequestSchema = z.strictObject({
-  slot: z
-    .string({ error: "slot must be a slot name" })
-    .min(1, { error: "slot must be a slot name" })
-    .max(200)
-    .optional()
-    .meta({ description: "only this slot; default every slot of the product" }),
-  provider: z.string().min(1).max(200).optional().meta({
-    description: "only assets whose recipe used this provider",
-  }),
-  model: z.string().min(1).max(200).optional().meta({
-    description: "only assets whose recipe used this model",
-  }),
-  dryRun: z
-    .boolean({ error: "dryRun must be true or false" })
-    .optional()
-    .meta({ description: "list the affected assets and the estimated cost; enqueue nothing" }),
-  reason: z.string().max(500).optional().meta({ description: "why; logged" }),
-});
+const slotName = z
+  .string({ error: "slot must be a slot name" })
+  .min(1, { error: "slot must be a slot name" })
+  .max(200, { error: "slot must be a slot name of at most 200 characters" });
+
+/** `POST /v1/products/{sku}/regenerate`: which slots (default every slot) and whether to spend. */
+export const regenerateRequestSchema = z
+  .strictObject({
+    slots: z
+      .array(slotName, { error: "slots must be a list of slot names" })
+      .min(1, { error: "slots must name at least one slot" })
+      .max(100, { error: "slots may name at most 100 slots" })
+      .refine((names) => new Set(names).size === names.length, {
+        error: "slots must not name a slot twice",
+      })
+      .optional()
+      .meta({ description: "only these slots (DESIGN §3); default every slot of the product" }),
+    slot: slotName
+      .optional()
+      .meta({ description: "only this slot: the one-slot form of `slots`; not with `slots`" }),
+    provider: z.string().min(1).max(200).optional().meta({
+      description: "only assets whose recipe used this provider",
+    }),
+    model: z.string().min(1).max(200).optional().meta({
+      description: "only assets whose recipe used this model",
+    }),
+    dryRun: z
+      .boolean({ error: "dryRun must be true or false" })
+      .optional()
+      .meta({ description: "list the affected assets and the estimated cost; enqueue nothing" }),
+    reason: z.string().max(500).optional().meta({ description: "why; logged" }),
+  })
+  .refine((body) => body.slot === undefined || body.slots === undefined, {
+    error: "give slots or slot, not both",
+  });
 
 /** `POST /v1/review/{id}/approve`: which candidate (default the newest) and an optional note. */
 export const approveReviewSchema = z.strictObject({

@@ -118,7 +118,8 @@ interface CandidateRow {
  */
 export async function regenerateAssets(
   deps: Pick<IntakeDeps, "db" | "shotList" | "providers" | "limits" | "onJobsCreated">,
-  filter: RegenerateFilter,
+  // `slots` (the HTTP body's list) narrows like `slot`, to any of the names given.
+  filter: RegenerateFilter & { slots?: readonly string[] },
   options: { dryRun: boolean },
 ): Promise<RegenerateReport> {
   const candidates = await deps.db.query<CandidateRow>(
@@ -131,14 +132,14 @@ export async function regenerateAssets(
      where a.state = 'published' and a.made_by <> 'human'
        and ($1::text is null or r.provider = $1)
        and ($2::text is null or r.model = $2)
-       and ($3::text is null or ps.slot = $3)
+       and ($3::text[] is null or ps.slot = any($3::text[]))
        and ($4::text is null or p.category = $4)
        and ($5::text is null or ps.product_sku = $5)
      order by ps.product_sku, ps.position`,
     [
       filter.provider ?? null,
       filter.model ?? null,
-      filter.slot ?? null,
+      filter.slots ? [...filter.slots] : filter.slot === undefined ? null : [filter.slot],
       filter.category ?? null,
       filter.sku ?? null,
     ],

@@ -409,6 +409,27 @@ for (const backend of BACKENDS) {
         assert.equal(dryReport.count, 1);
         assert.equal(dryReport.affected[0]?.sku, "PAID-2");
         assert.equal(dryReport.jobsCreated, 0);
+        // DESIGN §3 names the body's field `slots`: a list, the same selection.
+        const dryList = await post("PAID-2", { dryRun: true, slots: ["hero"] });
+        assert.equal(dryList.statusCode, 200, dryList.body);
+        assert.deepEqual(
+          (dryList.json() as RegenerateReport).affected.map((asset) => asset.slot),
+          ["hero"],
+        );
+        const unknownInList = await post("PAID-2", { dryRun: true, slots: ["hero", "angle-9"] });
+        assert.equal(unknownInList.statusCode, 422, unknownInList.body);
+        assert.equal(unknownInList.json().code, "unknown_slot");
+        assert.match(unknownInList.json().detail, /no slot "angle-9"/);
+        for (const [payload, detail] of [
+          [{ slots: [] }, /at least one slot/],
+          [{ slots: ["hero", "hero"] }, /not name a slot twice/],
+          [{ slots: "hero" }, /slots must be a list of slot names/],
+          [{ slots: ["hero"], slot: "hero" }, /slots or slot, not both/],
+        ] as const) {
+          const refused = await post("PAID-2", { dryRun: true, ...payload });
+          assert.equal(refused.statusCode, 400, `${JSON.stringify(payload)}: ${refused.body}`);
+          assert.match(refused.json().detail, detail);
+        }
 
         const unknownField = await post("PAID-2", { dryRun: true, colour: "red" });
         assert.equal(unknownField.statusCode, 400, unknownField.body);

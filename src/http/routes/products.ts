@@ -104,13 +104,15 @@ export function productRoutes(app: FastifyInstance, runtime: Runtime) {
     const body = parseRequestPart(regenerateRequestSchema, request.body ?? {});
     const product = await getProduct(runtime.db, sku);
     if (!product) throw new ShotlistError("not_found", `no product ${sku}`, { status: 404 });
-    if (body.slot !== undefined) {
+    const only = body.slots ?? (body.slot === undefined ? undefined : [body.slot]);
+    if (only !== undefined) {
       const slots = await getProductSlots(runtime.db, sku);
-      if (!slots.some((slot) => slot.slot === body.slot)) {
+      const unknown = only.filter((name) => !slots.some((slot) => slot.slot === name));
+      if (unknown.length > 0) {
         throw new ShotlistError(
           "unknown_slot",
-          `product ${sku} has no slot "${body.slot}"; its slots: ${slots.map((slot) => slot.slot).join(", ")}`,
-          { status: 422 },
+          `product ${sku} has no slot ${unknown.map((name) => `"${name}"`).join(", ")}; its slots: ${slots.map((slot) => slot.slot).join(", ")}`,
+          { status: 422, extra: { unknown } },
         );
       }
     }
@@ -118,7 +120,7 @@ export function productRoutes(app: FastifyInstance, runtime: Runtime) {
       runtime.intake,
       {
         sku,
-        ...(body.slot === undefined ? {} : { slot: body.slot }),
+        ...(only === undefined ? {} : { slots: only }),
         ...(body.provider === undefined ? {} : { provider: body.provider }),
         ...(body.model === undefined ? {} : { model: body.model }),
       },
