@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import sharp from "sharp";
 import { runChecks } from "../../src/pipeline/checks.js";
@@ -70,6 +71,36 @@ describe("runChecks", () => {
       .toBuffer();
     const results = await runChecks(await productOnWhite(300), { notInput: true }, SQUARE, input);
     assert.equal(results.find((result) => result.name === "notInput")?.passed, false);
+  });
+
+  it("fails notInput for re-encodes of a sample photo, and passes its mirror image", async () => {
+    const photo = readFileSync(
+      new URL("../../examples/catalogue/images/BACKPACK-DAYPACK-0.jpg", import.meta.url),
+    );
+    const sameGrid = async (bytes: Buffer) => {
+      const { width, height, format } = await sharp(bytes).metadata();
+      const results = await runChecks(
+        bytes,
+        { notInput: true },
+        { width: width ?? 0, height: height ?? 0, format: format as "jpeg" },
+        photo,
+      );
+      return results.find((result) => result.name === "notInput");
+    };
+    // The output's grid comes from the check's own scan of the decoded output, the input's
+    // from a small decode of the file: the same picture must still measure well under 2.
+    for (const copy of [
+      await sharp(photo).jpeg({ quality: 70 }).toBuffer(),
+      await sharp(photo).resize(800).webp({ quality: 80 }).toBuffer(),
+      await sharp(photo).resize(1600).jpeg({ quality: 86, mozjpeg: true }).toBuffer(),
+      await sharp(photo).ensureAlpha(0.999).png().toBuffer(),
+    ]) {
+      const notInput = await sameGrid(copy);
+      assert.equal(notInput?.passed, false, notInput?.detail);
+      assert.ok((notInput?.value ?? 99) < 1, notInput?.detail);
+    }
+    const mirrored = await sameGrid(await sharp(photo).flop().jpeg().toBuffer());
+    assert.equal(mirrored?.passed, true, mirrored?.detail);
   });
 
   it("passes notInput when the output is a different picture", async () => {
