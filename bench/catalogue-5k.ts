@@ -38,7 +38,7 @@ import {
   waitUntil,
 } from "./harness.js";
 
-/** Renders at once in the worker (its render gate) and in the baseline: one per core here. */
+/** Jobs at once in the worker, and renders at once in the baseline: one per core here. */
 const CONCURRENCY = 2;
 const FULL_SIZE_SKUS = 5000;
 const PROGRESS_EVERY_MS = 30_000;
@@ -129,13 +129,12 @@ async function main(): Promise<void> {
 
     const settings = loadSettings({
       SHOTLIST_DATA_DIR: join(temp.path, "data"),
-      SHOTLIST_RENDER_CONCURRENCY: String(CONCURRENCY),
+      SHOTLIST_WORKER_CONCURRENCY: String(CONCURRENCY),
       SHOTLIST_LOG_LEVEL: "silent",
     });
     runtime = await createRuntime(settings, createLogger("silent"));
     const db = runtime.db;
-    // Jobs in flight: the embedded default (SHOTLIST_WORKER_CONCURRENCY).
-    const worker = runtime.startWorker();
+    const worker = runtime.startWorker({ concurrency: CONCURRENCY });
 
     const eluStart = performance.eventLoopUtilization();
     const started = performance.now();
@@ -216,7 +215,7 @@ async function main(): Promise<void> {
     const jobsPerSecond = jobs / wallS;
 
     say(
-      `catalogue-5k: ${skus} SKUs (${jobs} jobs) on the embedded default (PGlite + local folder), ${CONCURRENCY} renders at once, ${settings.workerConcurrency} jobs in flight`,
+      `catalogue-5k: ${skus} SKUs (${jobs} jobs) on the embedded default (PGlite + local folder), worker concurrency ${CONCURRENCY}`,
     );
     say(
       `  wall time import → no open job: ${wallS.toFixed(1)} s — ${productsPerSecond.toFixed(3)} products/s, ${jobsPerSecond.toFixed(2)} jobs/s`,

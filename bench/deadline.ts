@@ -6,8 +6,7 @@
  *
  * Figure: N products (different SKUs, the sample catalogue's photos, the shipped hero recipe at
  * 1600 px) are submitted with the worker stopped, so every hero is missing; then the worker
- * (SHOTLIST_WORKER_CONCURRENCY jobs in flight, default 4; SHOTLIST_RENDER_CONCURRENCY renders at
- * once, default 2) starts and, at the same moment, a second process
+ * (SHOTLIST_WORKER_CONCURRENCY, default 2) starts and, at the same moment, a second process
  * sends `GET /i/{sku}/hero` for all N at once. Each answer is either the real image (made
  * within SHOTLIST_ONDEMAND_DEADLINE_MS, default 2,000 ms) or a fallback (`Shotlist-Fallback`).
  * Figure = share answered with the real image within the deadline as the load process measured
@@ -215,8 +214,7 @@ async function main(): Promise<void> {
     PORT: "0",
   });
   const deadlineMs = settings.onDemandDeadlineMs;
-  // Renders at once: the worker's render gate, the same number for the direct baseline.
-  const concurrency = settings.renderConcurrency;
+  const concurrency = settings.workerConcurrency;
   const runtime = await createRuntime(settings, createLogger("warn"));
   const app = await buildApp(runtime);
   try {
@@ -270,8 +268,7 @@ async function main(): Promise<void> {
         requests,
         rounds,
         deadlineMs,
-        renderConcurrency: concurrency,
-        workerConcurrency: settings.workerConcurrency,
+        workerConcurrency: concurrency,
         p50Ms: round(p50Ms, 1),
         p99Ms: round(p99Ms, 1),
         fallbacks: answers.length - real.length,

@@ -3,8 +3,8 @@
  *
  *   node --import tsx bench/hero-pipeline.ts [--products 48] [--concurrency 2]
  *
- * Figure: submitProduct → queue → worker (default jobs in flight, 2 renders at once) → local
- * provider → checks → blob store → asset rows, on the real runtime (PGlite + local folder in a temp dir), with a shot
+ * Figure: submitProduct → queue → worker (concurrency 2) → local provider → checks → blob
+ * store → asset rows, on the real runtime (PGlite + local folder in a temp dir), with a shot
  * list holding only the shipped hero slot. Baseline A: renderRecipe on the same recipes and
  * reference bytes, 2 at a time, no queue, no checks, no store (the target ratio ≥ 0.90 is
  * against this one). Baseline B: the same plus runChecks on each output, i.e. the same image
@@ -246,12 +246,11 @@ async function main(): Promise<void> {
     const settings = loadSettings({
       SHOTLIST_DATA_DIR: join(temp.path, "data"),
       SHOTLIST_CONFIG: configPath,
-      // Renders at once, the same number on both sides; jobs in flight are the default.
-      SHOTLIST_RENDER_CONCURRENCY: String(concurrency),
+      SHOTLIST_WORKER_CONCURRENCY: String(concurrency),
       SHOTLIST_LOG_LEVEL: "silent",
     });
     runtime = await createRuntime(settings, createLogger("silent"));
-    const worker = runtime.startWorker();
+    const worker = runtime.startWorker({ concurrency });
 
     const warmProducts = heroProducts(WARM_UP_PRODUCTS, "WARM-HERO");
     const products = heroProducts(count, "BENCH-HERO");
@@ -317,7 +316,7 @@ async function main(): Promise<void> {
     await worker.stop();
 
     say(
-      `hero-pipeline: ${count} hero images (distinct SKUs, sample view-0 photos), ${concurrency} renders at once (Shotlist: ${settings.workerConcurrency} jobs in flight)`,
+      `hero-pipeline: ${count} hero images (distinct SKUs, sample view-0 photos), concurrency ${concurrency}`,
     );
     say(
       `  Shotlist (intake → queue → worker → local → checks → blobs → rows): ${pipelineImagesPerSecond.toFixed(2)} images/s (${(pipeline.ms / 1000).toFixed(1)} s)`,

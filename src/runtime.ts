@@ -1,4 +1,3 @@
-import { bulkhead } from "cockatiel";
 import type { Logger } from "pino";
 import { createFsBlobStore } from "./blobs/fs.js";
 import type { BlobStore } from "./blobs/store.js";
@@ -127,9 +126,6 @@ export async function createRuntime(
   const blobs = createBlobStore(settings.storage);
   // Breakers and bulkheads are per process, shared by every worker loop of it.
   const resilience = createProviderResiliences(shotList);
-  // Local renders at once, per process and shared by every worker loop of it: the CPU-bound
-  // part of a job. A job's checks, writes and commit run outside it, beside other renders.
-  const renderGate = bulkhead(settings.renderConcurrency, Number.MAX_SAFE_INTEGER);
   const db = await openDb(settings);
   await migrate(db);
   const metrics = createMetrics(db);
@@ -206,7 +202,6 @@ export async function createRuntime(
           db,
           paid: { db, blobs, resilience, log, callWakeups },
           maxPixels: settings.maxPixels,
-          renderGate,
           onLinkFinished: (event) =>
             metrics.linkDuration.observe(
               { provider: event.provider, slot: event.slot, outcome: event.outcome },

@@ -24,14 +24,8 @@ const envSchema = z.object({
    * only polled (the default is not reachable from the provider).
    */
   SHOTLIST_PUBLIC_URL: z.string().url().optional(),
-  /**
-   * Jobs one worker process has in flight; default 4. Their local image work goes through the
-   * render gate below, so the extra jobs spend their time in checks, store writes, commits and
-   * paid providers' network waits, beside the renders rather than behind them.
-   */
-  SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  /** Local renders one process runs at once (CPU-bound sharp and JavaScript); default 2. */
-  SHOTLIST_RENDER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Jobs one worker process runs at once; default 2 (one per core of a small machine). */
+  SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**
    * Outbound webhook deliveries one worker process sends at once, in their own lane beside the
    * render jobs (so they never wait behind a render backlog and a hanging receiver never holds
@@ -121,7 +115,6 @@ export interface Settings {
    */
   providerCallbackBaseUrl: string | undefined;
   workerConcurrency: number;
-  renderConcurrency: number;
   webhookConcurrency: number;
   leaseMs: number;
   maxAttempts: number;
@@ -172,7 +165,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     ),
     providerCallbackBaseUrl: values.SHOTLIST_PUBLIC_URL?.replace(/\/+$/, ""),
     workerConcurrency: values.SHOTLIST_WORKER_CONCURRENCY,
-    renderConcurrency: values.SHOTLIST_RENDER_CONCURRENCY,
     webhookConcurrency: values.SHOTLIST_WEBHOOK_CONCURRENCY,
     leaseMs: values.SHOTLIST_LEASE_MS,
     maxAttempts: values.SHOTLIST_MAX_ATTEMPTS,

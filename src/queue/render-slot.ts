@@ -29,13 +29,6 @@ import type { RenderJobPayload } from "../store/products.js";
 import { type PaidCallDeps, runPaidCall, settleCallsOfJob } from "./paid-call.js";
 import type { JobContext, JobHandler, JobOutcome } from "./worker.js";
 
-/** What the render gate needs of cockatiel's bulkhead: run `work` when a place is free. */
-export interface RenderGate {
-  execute<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
-}
-
-const UNGATED: RenderGate = { execute: (work) => work() };
-
 export const EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
   jpeg: "jpg",
   webp: "webp",
@@ -51,12 +44,6 @@ export interface RenderSlotDeps {
   paid: PaidCallDeps;
   /** Decompression-bomb guard of the local work around paid calls; default 40,000,000 pixels. */
   maxPixels?: number;
-  /**
-   * Gate of the local image work (renders, and the local steps around paid calls): at most its
-   * capacity run at once however many jobs are in flight, so one job's checks, store writes and
-   * commit overlap another's render instead of waiting behind it. Default: no gate.
-   */
-  renderGate?: RenderGate;
   /** Called for each link tried, for metrics. */
   onLinkFinished?: (event: {
     provider: string;
@@ -128,10 +115,7 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
                 job,
                 context,
               )
-            : await (deps.renderGate ?? UNGATED).execute(
-                () => provider.run({ recipe, recipeHash: hash, references }, context),
-                context.signal,
-              );
+            : await provider.run({ recipe, recipeHash: hash, references }, context);
         } catch (error) {
           const stop = linkStopOf(error, job);
           if (stop === "retry") {
@@ -237,7 +221,7 @@ async function runPaidLink(
   const then = recipe.then ?? [];
   let paidRequest = request;
   if (recipe.input === "cutout") {
-    const cut = await localWork(deps, recipe, context.signal, () =>
+    const cut = await localWork(recipe, context.signal, () =>
       renderCutoutInput(recipe, request.references, { maxPixels, signal: context.signal }),
     );
     const cutHash = sha256Hex(cut);
@@ -259,7 +243,7 @@ async function runPaidLink(
     signal: context.signal,
   });
   if (then.length === 0) return paid.result;
-  const finished = await localWork(deps, recipe, context.signal, () =>
+  const finished = await localWork(recipe, context.signal, () =>
     renderOnImage(recipe, paid.result.bytes, {
       maxPixels,
       recipeHash,
@@ -283,13 +267,12 @@ async function runPaidLink(
  * does). Step-order and missing-reference errors are already permanent ShotlistErrors.
  */
 async function localWork<T>(
-  deps: RenderSlotDeps,
   recipe: Recipe,
   signal: AbortSignal,
   work: () => Promise<T>,
 ): Promise<T> {
   try {
-    return await (deps.renderGate ?? UNGATED).execute(work, signal);
+    return await work();
   } catch (error) {
     if (error instanceof ShotlistError || signal.aborted) throw error;
     throw new ShotlistError(
