@@ -294,7 +294,17 @@ export function renditionRoutes(
       OPEN_JOB_STATES.has(sources.jobState) &&
       deadlineMs > 0
     ) {
-      if (await waitForSlot(sku, slot, deadlineMs)) {
+      // The fallback is made while the request waits, so a miss is answered at the deadline and
+      // not a render later; its bytes are content-addressed, so a later request reuses them.
+      const early = fallbackFor(sources);
+      answerFor(early.source, options, request.headers.accept, () => {})
+        .load()
+        .catch((error: unknown) =>
+          request.log.warn({ err: error, sku, slot }, "fallback not made"),
+        );
+      // The deadline counts from the request's arrival (Fastify's onRequest), not from the lookup.
+      const remainingMs = deadlineMs - reply.elapsedTime;
+      if (await waitForSlot(sku, slot, remainingMs)) {
         sources = (await slotSources(sku, slot)) ?? sources;
         outcome = "generated";
       } else {
@@ -311,15 +321,7 @@ export function renditionRoutes(
       source = sources.slotAsset;
     } else {
       outcome = "fallback";
-      if (sources.slotAsset) {
-        fallback = "older";
-        source = sources.slotAsset;
-      } else if (sources.heroAsset) {
-        fallback = "hero";
-        source = sources.heroAsset;
-      } else {
-        fallback = "placeholder";
-      }
+      ({ fallback, source } = fallbackFor(sources));
       if (sources.jobState === undefined) {
         // saveProductPlan writes the job with the slot, so this is a bug or a manual edit.
         request.log.warn({ sku, slot, recipeHash: sources.recipeHash }, "slot has no render job");
@@ -354,6 +356,16 @@ export function renditionRoutes(
   // Fastify answers HEAD from GET routes (exposeHeadRoutes), with the same headers.
   app.get<{ Params: Params }>("/i/:sku/:slot", handle);
   app.get<{ Params: Params }>("/i/:sku/:slot/:preset", handle);
+}
+
+/** The best stand-in for a slot that is not published: its older asset, the hero, a placeholder. */
+function fallbackFor(sources: SlotSources): {
+  fallback: Fallback;
+  source: SourceAsset | undefined;
+} {
+  if (sources.slotAsset) return { fallback: "older", source: sources.slotAsset };
+  if (sources.heroAsset) return { fallback: "hero", source: sources.heroAsset };
+  return { fallback: "placeholder", source: undefined };
 }
 
 /** SKU, slot and preset are closed alphabets: path tricks and control characters are a 400. */
