@@ -11,7 +11,7 @@
  * extrapolated per job to the whole catalogue. Ratio = orchestrated time ÷ raw render time.
  */
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { writeBigCatalogue } from "../examples/generate.js";
 import { referenceKey } from "../src/blobs/store.js";
 import { importCatalogue } from "../src/cli/import.js";
@@ -131,12 +131,19 @@ async function main(): Promise<void> {
       SHOTLIST_DATA_DIR: join(temp.path, "data"),
       SHOTLIST_WORKER_CONCURRENCY: String(CONCURRENCY),
       SHOTLIST_LOG_LEVEL: "silent",
+      // Passed through so that a run can compare pixel threads with none (0).
+      ...(process.env.SHOTLIST_PIXEL_THREADS === undefined
+        ? {}
+        : { SHOTLIST_PIXEL_THREADS: process.env.SHOTLIST_PIXEL_THREADS }),
     });
     runtime = await createRuntime(settings, createLogger("silent"));
     const db = runtime.db;
     const worker = runtime.startWorker({ concurrency: CONCURRENCY });
 
     const eluStart = performance.eventLoopUtilization();
+    // How long the event loop is held at a time: what an HTTP answer in this process waits for.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const started = performance.now();
     const imported = await timed(() =>
       importCatalogue(runtime!.intake, join(catalogueDir, "catalogue.csv"), {
@@ -172,6 +179,8 @@ async function main(): Promise<void> {
     );
     const wallMs = performance.now() - started;
     const elu = performance.eventLoopUtilization(eluStart);
+    loopDelay.disable();
+    const delayMs = (value: number) => round(value / 1e6, 1);
     await worker.stop();
 
     const states = await db.query<{ state: string; count: number; meanMs: number }>(
@@ -235,7 +244,7 @@ async function main(): Promise<void> {
       `  coverage: ${coverage.completeProducts} of ${coverage.products} products complete (${(coverage.productCoverage * 100).toFixed(1)}%), ${coverage.publishedSlots} of ${coverage.requiredSlots} required slots published`,
     );
     say(
-      `  main-thread event-loop utilisation during the run: ${(elu.utilization * 100).toFixed(0)}%`,
+      `  main-thread event-loop utilisation during the run: ${(elu.utilization * 100).toFixed(0)}%; event-loop delay p50 ${delayMs(loopDelay.percentile(50))} ms, p99 ${delayMs(loopDelay.percentile(99))} ms, max ${delayMs(loopDelay.max)} ms`,
     );
     if (skus < FULL_SIZE_SKUS) {
       say(
@@ -257,6 +266,8 @@ async function main(): Promise<void> {
         rawMsPerJob: round(rawMsPerJob, 1),
         sample: sampled,
         eventLoopUtilization: round(elu.utilization, 3),
+        eventLoopDelayP99Ms: delayMs(loopDelay.percentile(99)),
+        eventLoopDelayMaxMs: delayMs(loopDelay.max),
       },
     });
   } finally {

@@ -17,6 +17,7 @@ import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.j
 import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
 import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { setPixelThreads } from "./pipeline/pixel-threads.js";
 import { type BuildRegistryOptions, buildProviderRegistry } from "./providers/configured.js";
 import type { ProviderRegistry } from "./providers/registry.js";
 import { type CallWakeups, createCallWakeups } from "./queue/call-wakeups.js";
@@ -115,6 +116,7 @@ export async function createRuntime(
   options: RuntimeOptions = {},
 ): Promise<Runtime> {
   const shotList = loadShotList(settings.shotListPath);
+  setPixelThreads(settings.pixelThreads);
   const providers = buildProviderRegistry(shotList, {
     env: settings.env,
     maxPixels: settings.maxPixels,

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ShotlistError } from "../domain/errors.js";
@@ -26,6 +27,12 @@ const envSchema = z.object({
   SHOTLIST_PUBLIC_URL: z.string().url().optional(),
   /** Jobs one worker process runs at once; default 2 (one per core of a small machine). */
   SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Worker threads for the pipeline's per-pixel JavaScript (background removal), so it neither
+   * blocks the event loop nor runs two jobs' cut-outs on one core; default the machine's cores,
+   * 0 = on the main thread.
+   */
+  SHOTLIST_PIXEL_THREADS: z.coerce.number().int().min(0).max(64).default(availableParallelism()),
   /**
    * Outbound webhook deliveries one worker process sends at once, in their own lane beside the
    * render jobs (so they never wait behind a render backlog and a hanging receiver never holds
@@ -115,6 +122,7 @@ export interface Settings {
    */
   providerCallbackBaseUrl: string | undefined;
   workerConcurrency: number;
+  pixelThreads: number;
   webhookConcurrency: number;
   leaseMs: number;
   maxAttempts: number;
@@ -165,6 +173,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     ),
     providerCallbackBaseUrl: values.SHOTLIST_PUBLIC_URL?.replace(/\/+$/, ""),
     workerConcurrency: values.SHOTLIST_WORKER_CONCURRENCY,
+    pixelThreads: values.SHOTLIST_PIXEL_THREADS,
     webhookConcurrency: values.SHOTLIST_WEBHOOK_CONCURRENCY,
     leaseMs: values.SHOTLIST_LEASE_MS,
     maxAttempts: values.SHOTLIST_MAX_ATTEMPTS,

@@ -4,9 +4,9 @@ import type { OutputFormat, Recipe, Step } from "../domain/recipe.js";
 import { measureSubjectFill } from "./checks.js";
 import { luma, parseColour, WHITE } from "./colors.js";
 import { cropToSubject } from "./crop.js";
-import { cutout } from "./cutout.js";
 import { decodeToRgba, type RawImage, type RgbaImage } from "./decode.js";
 import { encodeImage } from "./encode.js";
+import { cutoutOffThread } from "./pixel-threads.js";
 import { type Frame, flattenFrame, placeSubject } from "./place.js";
 import { placeOnScene } from "./scene.js";
 import { addContactShadow } from "./shadow.js";
@@ -145,7 +145,7 @@ export async function renderCutoutInput(
 ): Promise<Buffer> {
   options.signal?.throwIfAborted();
   const photo = await readSourceReference(recipe, references, options.maxPixels);
-  const subject = cropToSubject(cutout(photo, {}), {});
+  const subject = cropToSubject(await cutoutOffThread(photo, {}), {});
   options.signal?.throwIfAborted();
   return sharp(subject.data, {
     raw: { width: subject.width, height: subject.height, channels: 4 },
@@ -186,7 +186,7 @@ async function applyStep(step: Step, state: RenderState, recipe: Recipe): Promis
   switch (step.op) {
     case "cutout":
       return {
-        subject: cutout(requireUnplacedSubject(state, step.op, recipe), {
+        subject: await cutoutOffThread(requireUnplacedSubject(state, step.op, recipe), {
           ...(step.tolerance === undefined ? {} : { tolerance: step.tolerance }),
         }),
       };

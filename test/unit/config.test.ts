@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
 import { describe, it } from "node:test";
 import { loadSettings } from "../../src/config/env.js";
 import { loadShotList, parseShotList } from "../../src/config/shotlist.js";
@@ -100,6 +101,8 @@ describe("environment", () => {
     assert.equal(settings.storage, "/tmp/x/assets");
     assert.equal(settings.port, 8080);
     assert.equal(settings.publicUrl, "http://127.0.0.1:8080");
+    assert.equal(settings.pixelThreads, availableParallelism());
+    assert.equal(loadSettings({ SHOTLIST_PIXEL_THREADS: "0" }).pixelThreads, 0);
   });
 
   it("refuses a bad value with the variable's name", () => {
@@ -108,5 +111,8 @@ describe("environment", () => {
       () => loadSettings({ SHOTLIST_DATABASE_URL: "not a url" }),
       /SHOTLIST_DATABASE_URL/,
     );
+    for (const bad of ["-1", "1.5", "many", "65"]) {
+      assert.throws(() => loadSettings({ SHOTLIST_PIXEL_THREADS: bad }), /SHOTLIST_PIXEL_THREADS/);
+    }
   });
 });
