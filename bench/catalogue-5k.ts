@@ -10,6 +10,7 @@
  * figure): renderRecipe ×2 on a fixed sample of the jobs' own recipes (every k-th job by id),
  * extrapolated per job to the whole catalogue. Ratio = orchestrated time ÷ raw render time.
  */
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { writeBigCatalogue } from "../examples/generate.js";
@@ -136,7 +137,10 @@ async function main(): Promise<void> {
         ? {}
         : { SHOTLIST_PIXEL_THREADS: process.env.SHOTLIST_PIXEL_THREADS }),
     });
-    runtime = await createRuntime(settings, createLogger("silent"));
+    // As `npm start` runs it: pixel threads on unless SHOTLIST_PIXEL_THREADS says otherwise.
+    runtime = await createRuntime(settings, createLogger("silent"), {
+      pixelThreads: availableParallelism(),
+    });
     const db = runtime.db;
     const worker = runtime.startWorker({ concurrency: CONCURRENCY });
 

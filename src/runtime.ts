@@ -108,6 +108,11 @@ export function createBlobStore(storage: string): BlobStore {
 export interface RuntimeOptions {
   /** Adapter factories by kind; default PROVIDER_FACTORIES (tests and benchmarks swap or add one). */
   providerFactories?: BuildRegistryOptions["factories"];
+  /**
+   * Pixel threads when SHOTLIST_PIXEL_THREADS is unset: `start` and `serve` pass the cores (their
+   * event loop answers HTTP); default 0, cut-outs on the main thread (decision 0009).
+   */
+  pixelThreads?: number;
 }
 
 export async function createRuntime(
@@ -116,7 +121,7 @@ export async function createRuntime(
   options: RuntimeOptions = {},
 ): Promise<Runtime> {
   const shotList = loadShotList(settings.shotListPath);
-  setPixelThreads(settings.pixelThreads);
+  setPixelThreads(settings.pixelThreads ?? options.pixelThreads ?? 0);
   const providers = buildProviderRegistry(shotList, {
     env: settings.env,
     maxPixels: settings.maxPixels,

@@ -1,22 +1,28 @@
 #!/usr/bin/env node
+import { availableParallelism } from "node:os";
 import { Command } from "commander";
 import { loadSettings } from "../config/env.js";
 import { errorMessage, ShotlistError } from "../domain/errors.js";
-import type { Runtime } from "../runtime.js";
+import type { Runtime, RuntimeOptions } from "../runtime.js";
 import type { Db } from "../store/db.js";
 
 // Commands load their modules when they run: `import --dry-run` then never loads the database,
 // HTTP or queue code, which keeps its peak memory low on a 100,000-row file (bench/).
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
+/** A process that answers HTTP keeps cut-outs off its event loop (decision 0009). */
+const HTTP_PROCESS: RuntimeOptions = { pixelThreads: availableParallelism() };
 
-async function withRuntime<T>(work: (runtime: Runtime) => Promise<T>): Promise<T> {
+async function withRuntime<T>(
+  work: (runtime: Runtime) => Promise<T>,
+  options: RuntimeOptions = {},
+): Promise<T> {
   const settings = loadSettings();
   const [{ createRuntime }, { createLogger }] = await Promise.all([
     import("../runtime.js"),
     import("../observability/logger.js"),
   ]);
-  const runtime = await createRuntime(settings, createLogger(settings.logLevel));
+  const runtime = await createRuntime(settings, createLogger(settings.logLevel), options);
   try {
     return await work(runtime);
   } finally {
@@ -42,7 +48,7 @@ program
     withRuntime(async (runtime) => {
       const { start } = await import("./start.js");
       await start(runtime, { ...options, print });
-    }),
+    }, HTTP_PROCESS),
   );
 
 program
@@ -56,7 +62,7 @@ program
       print(`Shotlist is serving ${serving.url}${options.worker ? " with a worker" : ""}`);
       await untilSignal();
       await serving.stop();
-    }),
+    }, HTTP_PROCESS),
   );
 
 program

@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ShotlistError } from "../domain/errors.js";
@@ -29,10 +28,10 @@ const envSchema = z.object({
   SHOTLIST_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**
    * Worker threads for the pipeline's per-pixel JavaScript (background removal), so it neither
-   * blocks the event loop nor runs two jobs' cut-outs on one core; default the machine's cores,
-   * 0 = on the main thread.
+   * blocks the event loop nor runs two jobs' cut-outs on one core; 0 = on the main thread.
+   * Unset: the machine's cores for `start` and `serve` (they answer HTTP), 0 for the rest.
    */
-  SHOTLIST_PIXEL_THREADS: z.coerce.number().int().min(0).max(64).default(availableParallelism()),
+  SHOTLIST_PIXEL_THREADS: z.coerce.number().int().min(0).max(64).optional(),
   /**
    * Outbound webhook deliveries one worker process sends at once, in their own lane beside the
    * render jobs (so they never wait behind a render backlog and a hanging receiver never holds
@@ -122,7 +121,8 @@ export interface Settings {
    */
   providerCallbackBaseUrl: string | undefined;
   workerConcurrency: number;
-  pixelThreads: number;
+  /** SHOTLIST_PIXEL_THREADS; undefined = the command's default (RuntimeOptions.pixelThreads). */
+  pixelThreads: number | undefined;
   webhookConcurrency: number;
   leaseMs: number;
   maxAttempts: number;

@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
 import { type CutoutOptions, cutout } from "./cutout.js";
 import type { RawImage, RgbaImage } from "./decode.js";
@@ -10,9 +9,10 @@ import type { CutoutTask } from "./pixel-worker.js";
  * (piscina), so it neither blocks the event loop (HTTP answers, on-demand deadlines, heartbeats)
  * nor serialises two jobs' cut-outs on one core. Same code, same result as inline.
  *
- * `SHOTLIST_PIXEL_THREADS` sets the pool's size (default: the machine's cores); 0 runs inline.
+ * `SHOTLIST_PIXEL_THREADS` sets the pool's size (unset: the cores in `start` and `serve`, 0 in
+ * other commands; decision 0009); 0 runs inline.
  */
-let threads = availableParallelism();
+let threads = 0;
 let pool: Piscina | undefined;
 
 /** Sets the pool's size for what follows (the runtime calls it with its setting); 0 = inline. */

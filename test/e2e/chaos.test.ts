@@ -117,11 +117,6 @@ describe("chaos: 600 jobs over 200 SKUs, worker processes SIGKILLed, a paid prov
         SHOTLIST_RETRY_BASE_MS: "100",
         SHOTLIST_MAX_ATTEMPTS: "10",
         SHOTLIST_WORKER_CONCURRENCY: "2",
-        // Cut-outs on the main thread here: this test starts a worker process every 3 s, and
-        // under tsx each process's two pixel threads cost ~1.3 s of CPU to start (0.3 s built),
-        // which on 2 cores slowed the run sixfold (596 s, 167 kills). Pixel threads are tested
-        // in test/unit/pixel-threads.test.ts and by every other test that renders.
-        SHOTLIST_PIXEL_THREADS: "0",
       },
     });
     // Workers start, claim and get killed while the catalogue is still coming in.

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { availableParallelism } from "node:os";
 import { describe, it } from "node:test";
 import { loadSettings } from "../../src/config/env.js";
 import { loadShotList, parseShotList } from "../../src/config/shotlist.js";
@@ -101,7 +100,7 @@ describe("environment", () => {
     assert.equal(settings.storage, "/tmp/x/assets");
     assert.equal(settings.port, 8080);
     assert.equal(settings.publicUrl, "http://127.0.0.1:8080");
-    assert.equal(settings.pixelThreads, availableParallelism());
+    assert.equal(settings.pixelThreads, undefined, "each command picks its own");
     assert.equal(loadSettings({ SHOTLIST_PIXEL_THREADS: "0" }).pixelThreads, 0);
   });
 

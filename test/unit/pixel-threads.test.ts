@@ -4,14 +4,13 @@
  * inline when the pool has no threads.
  */
 import assert from "node:assert/strict";
-import { availableParallelism } from "node:os";
 import { after, describe, it } from "node:test";
 import { cutout } from "../../src/pipeline/cutout.js";
 import { cutoutOffThread, setPixelThreads } from "../../src/pipeline/pixel-threads.js";
 import { drawSyntheticStudioPhoto, studioCases } from "../fixtures/pipeline/synthetic.js";
 
 describe("pixel threads", () => {
-  after(() => setPixelThreads(availableParallelism()));
+  after(() => setPixelThreads(0));
 
   it("cuts out on a worker thread exactly as on the main thread, several at once", async () => {
     setPixelThreads(2);
