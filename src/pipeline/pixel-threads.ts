@@ -4,7 +4,7 @@ import type { RawImage, RgbaImage } from "./decode.js";
 import type { CutoutTask } from "./pixel-worker.js";
 
 /**
- * Pixel threads: the background removal's per-pixel JavaScript (about 150 ms for a 1,200 px
+ * Pixel threads: the background removal's per-pixel JavaScript (170–250 ms for a 1,200 px
  * photo, most of the main thread's work in a backfill) runs on a small pool of worker threads
  * (piscina), so it neither blocks the event loop (HTTP answers, on-demand deadlines, heartbeats)
  * nor serialises two jobs' cut-outs on one core. Same code, same result as inline.

@@ -31,7 +31,8 @@ export interface WorkerFleet {
   /** SIGKILLs one ready worker chosen at random, waits for it to die and starts its successor. */
   killOne(): Promise<FleetWorker | undefined>;
   /** Kills a random worker every `everyMs` until `stopChaos()` (a tick with none ready skips). */
-  startChaos(everyMs: number): void;
+  /** A SIGKILL every `everyMs`, `maxKills` at most (then the fleet runs on undisturbed). */
+  startChaos(everyMs: number, maxKills?: number): void;
   stopChaos(): Promise<void>;
   /**
    * Ends the chaos, lets starting workers finish starting, then SIGTERM to every live worker;
@@ -90,12 +91,13 @@ export function startWorkerFleet(options: WorkerFleetOptions): WorkerFleet {
       );
     },
     killOne,
-    startChaos(everyMs) {
+    startChaos(everyMs, maxKills = Number.POSITIVE_INFINITY) {
       if (chaos) return;
       let running: Promise<unknown> = Promise.resolve();
       const timer = setInterval(() => {
+        if (kills >= maxKills) return;
         // One kill at a time: a tick that comes while a victim is still dying waits for it.
-        running = running.then(killOne);
+        running = running.then(() => (kills < maxKills ? killOne() : undefined));
       }, everyMs);
       chaos = {
         timer,
