@@ -148,6 +148,7 @@ const checksSchema = z.strictObject({
     .optional(),
   notBlank: z.strictObject({ minStdDev: z.number().min(0) }).optional(),
   notInput: z.boolean().optional(),
+  blur: z.strictObject({ max: unit }).optional(),
 });
 
 const sourceSchema = z.union([

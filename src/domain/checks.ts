@@ -11,10 +11,15 @@ export interface CheckSpec {
   notBlank?: { minStdDev: number };
   /** Refuse an output that is byte-identical to, or visually the same as, its input. */
   notInput?: boolean;
+  /**
+   * Refuse soft images: Crete et al.'s no-reference blur measure (0 sharp … 1 flat) of the
+   * subject's box on white, or of the whole frame, above `max` (see docs/checks.md).
+   */
+  blur?: { max: number };
 }
 
 export interface CheckResult {
-  name: "decodes" | "size" | "whiteBorder" | "fill" | "notBlank" | "notInput";
+  name: "decodes" | "size" | "whiteBorder" | "fill" | "notBlank" | "notInput" | "blur";
   passed: boolean;
   /** The measured value, where there is one (e.g. fill ratio 0.851). */
   value?: number;

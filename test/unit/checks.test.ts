@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import sharp from "sharp";
-import { runChecks } from "../../src/pipeline/checks.js";
+import { measureBlur, runChecks } from "../../src/pipeline/checks.js";
 
 const SQUARE = { width: 400, height: 400, format: "png" } as const;
 
@@ -132,5 +132,55 @@ describe("runChecks", () => {
       results.map((result) => [result.name, result.passed]),
       [["decodes", false]],
     );
+  });
+  it("scores a sharp step edge 1/9 on the blur measure and a flat image 1", () => {
+    // Left half black, right half white: only the rows vary, and a 9-tap re-blur spreads their
+    // one step over nine pixels (Crete et al.'s measure of a perfect edge).
+    const width = 64;
+    const height = 16;
+    const data = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      data.fill(255, (y * width + width / 2) * 3, (y + 1) * width * 3);
+    }
+    const edge = { data, width, height, channels: 3 as const };
+    assert.ok(Math.abs(measureBlur(edge) - 1 / 9) < 1e-9, String(measureBlur(edge)));
+    const flat = {
+      data: Buffer.alloc(width * height * 3, 128),
+      width,
+      height,
+      channels: 3 as const,
+    };
+    assert.equal(measureBlur(flat), 1);
+  });
+
+  it("passes blur for a sharp product and fails it, with the value, once it is blurred", async () => {
+    const sharpImage = await productOnWhite(300);
+    const spec = { blur: { max: 0.6 } };
+    const passed = (await runChecks(sharpImage, spec, SQUARE)).find((r) => r.name === "blur");
+    assert.equal(passed?.passed, true, passed?.detail);
+    assert.ok((passed?.value ?? 1) < 0.3, passed?.detail);
+    const soft = await sharp(sharpImage).blur(6).png().toBuffer();
+    const failed = (await runChecks(soft, spec, SQUARE)).find((r) => r.name === "blur");
+    assert.equal(failed?.passed, false, failed?.detail);
+    assert.ok((failed?.value ?? 0) > 0.6, failed?.detail);
+    assert.match(failed?.detail ?? "", /subject's \d+×\d+ box .*maximum 0\.6/);
+  });
+
+  it("fails blur on a hero render of a sample photo blown up from 200 px, passes the render", async () => {
+    const photo = readFileSync(
+      new URL("../../examples/catalogue/images/SNEAKER-RUNNER-0.jpg", import.meta.url),
+    );
+    const frame = { width: 1200, height: 1200, format: "jpeg" } as const;
+    const render = await sharp(photo).jpeg({ quality: 86 }).toBuffer();
+    const blownUp = await sharp(await sharp(photo).resize(200).png().toBuffer())
+      .resize(1200)
+      .jpeg({ quality: 86 })
+      .toBuffer();
+    const blurOf = async (bytes: Buffer) =>
+      (await runChecks(bytes, { blur: { max: 0.6 } }, frame)).find((r) => r.name === "blur");
+    const good = await blurOf(render);
+    const bad = await blurOf(blownUp);
+    assert.equal(good?.passed, true, good?.detail);
+    assert.equal(bad?.passed, false, bad?.detail);
   });
 });

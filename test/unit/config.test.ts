@@ -67,6 +67,23 @@ describe("shot-list config", () => {
     );
   });
 
+  it("refuses a blur check outside 0–1 with its line and path", () => {
+    const error = configError(
+      [
+        "version: 1",
+        "slots:",
+        "  hero:",
+        "    source: { reference: 0 }",
+        "    chain: [{ provider: local }]",
+        "    checks:",
+        "      blur: { max: 1.5 }",
+        "categories:",
+        "  apparel: { slots: [hero] }",
+      ].join("\n"),
+    );
+    assert.match(error.message, /^shots\.yaml:7: at slots\.hero\.checks\.blur\.max: /m);
+  });
+
   it("reports YAML syntax errors with a line", () => {
     assert.match(configError("version: 1\nslots: [\n").message, /^shots\.yaml:\d+: /);
   });
