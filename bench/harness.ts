@@ -39,6 +39,17 @@ export function round(value: number, digits: number): number {
   return Math.round(value * scale) / scale;
 }
 
+/** Arithmetic mean; 0 for no values. */
+export function mean(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0) / Math.max(1, values.length);
+}
+
+/** Median (the upper one of an even count); 0 for no values. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
 /** A human line of the report, on stdout above the JSON line. */
 export function say(line = ""): void {
   process.stdout.write(`${line}\n`);

@@ -1,17 +1,20 @@
 /**
  * Hero images per second through Shotlist ÷ the same image work done by a bare sharp script.
  *
- *   node --import tsx bench/hero-pipeline.ts [--products 48] [--concurrency 2]
+ *   node --import tsx bench/hero-pipeline.ts [--products 24] [--rounds 4] [--concurrency 2]
  *
  * Figure: submitProduct → queue → worker (concurrency 2) → local provider → checks → blob
  * store → asset rows, on the real runtime (PGlite + local folder in a temp dir), with a shot
  * list holding only the shipped hero slot. Baseline A: renderRecipe on the same recipes and
  * reference bytes, 2 at a time, no queue, no checks, no store (the target ratio ≥ 0.90 is
  * against this one). Baseline B: the same plus runChecks on each output, i.e. the same image
- * work as Shotlist without the queue, the database and the store. Both are measured before and
- * after the pipeline and pooled, so drift on this shared machine weighs on every side.
+ * work as Shotlist without the queue, the database and the store. The three run in short rounds
+ * (new products each round) in mirrored order and are pooled, so drift on this shared machine
+ * weighs on every side. Pixel threads as `npm start` has them (the cores, unless
+ * SHOTLIST_PIXEL_THREADS says otherwise), shared by all three sides.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -25,6 +28,7 @@ import type { Recipe } from "../src/domain/recipe.js";
 import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
 import { runChecks } from "../src/pipeline/checks.js";
+import { pixelThreadCount } from "../src/pipeline/pixel-threads.js";
 import { renderRecipe } from "../src/pipeline/render.js";
 import { createRuntime, type Runtime } from "../src/runtime.js";
 import { countOpenJobs } from "../src/store/jobs.js";
@@ -32,6 +36,8 @@ import {
   intOption,
   makeTempDir,
   mapLimited,
+  mean,
+  median,
   printResult,
   round,
   runAsScript,
@@ -43,6 +49,9 @@ import {
 const SAMPLE_DIR = fileURLToPath(new URL("../examples/catalogue/", import.meta.url));
 /** Default jobs at once in the worker, and renders at once in the baseline: one per core. */
 const DEFAULT_CONCURRENCY = 2;
+/** Products per round and rounds: 4 × 24 images per side, each phase ~10 s on a quiet host. */
+const DEFAULT_PRODUCTS_PER_ROUND = 24;
+const DEFAULT_ROUNDS = 4;
 const WARM_UP_PRODUCTS = 2;
 
 interface HeroProduct {
@@ -230,11 +239,14 @@ async function histogramMeanMs(
 
 const cpuMs = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000;
 
-const mean = (values: readonly number[]) =>
-  values.reduce((total, value) => total + value, 0) / Math.max(1, values.length);
+interface Phase {
+  ms: number;
+  cpuMs: number;
+}
 
 async function main(): Promise<void> {
-  const count = intOption(process.argv, "products", 48);
+  const count = intOption(process.argv, "products", DEFAULT_PRODUCTS_PER_ROUND);
+  const rounds = intOption(process.argv, "rounds", DEFAULT_ROUNDS);
   // The same number on both sides: --concurrency 3 asks whether a third job in flight fills
   // the gaps of either path.
   const concurrency = intOption(process.argv, "concurrency", DEFAULT_CONCURRENCY);
@@ -248,39 +260,90 @@ async function main(): Promise<void> {
       SHOTLIST_CONFIG: configPath,
       SHOTLIST_WORKER_CONCURRENCY: String(concurrency),
       SHOTLIST_LOG_LEVEL: "silent",
+      ...(process.env.SHOTLIST_PIXEL_THREADS === undefined
+        ? {}
+        : { SHOTLIST_PIXEL_THREADS: process.env.SHOTLIST_PIXEL_THREADS }),
     });
-    runtime = await createRuntime(settings, createLogger("silent"));
+    // As `npm start` runs it: pixel threads on unless SHOTLIST_PIXEL_THREADS says otherwise.
+    // The pool is process-wide, so the baselines' renders use the same threads.
+    runtime = await createRuntime(settings, createLogger("silent"), {
+      pixelThreads: availableParallelism(),
+    });
     const worker = runtime.startWorker({ concurrency });
-
-    const warmProducts = heroProducts(WARM_UP_PRODUCTS, "WARM-HERO");
-    const products = heroProducts(count, "BENCH-HERO");
-    const recipes = planHeroRecipes(runtime, products);
     const timeoutMs = 120_000 + count * 30_000;
 
     // Warm up every path once: JIT, libvips caches, PGlite's first queries, folder creation.
+    const warmProducts = heroProducts(WARM_UP_PRODUCTS, "WARM-HERO");
     const warmRecipes = planHeroRecipes(runtime, warmProducts);
     await renderDirectly(runtime, warmRecipes, { checks: true, concurrency });
     await imageThroughShotlist(runtime, warmProducts, timeoutMs);
     runtime.metrics.jobDuration.reset();
     runtime.metrics.linkDuration.reset();
 
-    // Baselines before and after the pipeline, in mirrored order, so drift weighs on all.
-    const eluBefore = performance.eventLoopUtilization();
-    const renderFirst = await renderDirectly(runtime, recipes, { checks: false, concurrency });
-    const eluRaw = performance.eventLoopUtilization(eluBefore);
-    const checkedFirst = await renderDirectly(runtime, recipes, { checks: true, concurrency });
-
-    const eluPipelineStart = performance.eventLoopUtilization();
-    const cpuPipelineStart = process.cpuUsage();
-    const pipeline = await imageThroughShotlist(runtime, products, timeoutMs);
-    const cpuPipeline = cpuMs(process.cpuUsage(cpuPipelineStart));
-    const eluPipeline = performance.eventLoopUtilization(eluPipelineStart);
-
-    const checkedSecond = await renderDirectly(runtime, recipes, { checks: true, concurrency });
-    const renderSecond = await renderDirectly(runtime, recipes, { checks: false, concurrency });
+    // Short rounds, each with its own products (new SKUs, so new recipes for the queue), in
+    // mirrored order (A, B, Shotlist, then Shotlist, B, A): drift on this host moves on a scale
+    // of tens of seconds, so every side meets the same weather.
+    const renderRuns: Phase[] = [];
+    const checkedRuns: Phase[] = [];
+    const pipelineRuns: Phase[] = [];
+    const roundRatios: number[] = [];
+    const renderMsAll: number[] = [];
+    const checkMsAll: number[] = [];
+    const allRecipes: HeroRecipe[] = [];
+    let submitMs = 0;
+    const eluRaw = { active: 0, idle: 0 };
+    const eluShotlist = { active: 0, idle: 0 };
+    for (let index = 0; index < rounds; index++) {
+      const products = heroProducts(count, `BENCH-HERO-R${index + 1}`);
+      const recipes = planHeroRecipes(runtime, products);
+      allRecipes.push(...recipes);
+      const runA = async (): Promise<Phase> => {
+        const before = performance.eventLoopUtilization();
+        const run = await renderDirectly(runtime!, recipes, { checks: false, concurrency });
+        const elu = performance.eventLoopUtilization(before);
+        eluRaw.active += elu.active;
+        eluRaw.idle += elu.idle;
+        renderMsAll.push(...run.renderMs);
+        renderRuns.push(run);
+        return run;
+      };
+      const runB = async (): Promise<Phase> => {
+        const run = await renderDirectly(runtime!, recipes, { checks: true, concurrency });
+        checkMsAll.push(...run.checksMs);
+        checkedRuns.push(run);
+        return run;
+      };
+      const runShotlist = async (): Promise<Phase> => {
+        const before = performance.eventLoopUtilization();
+        const cpuStart = process.cpuUsage();
+        const run = await imageThroughShotlist(runtime!, products, timeoutMs);
+        const phase = { ms: run.ms, cpuMs: cpuMs(process.cpuUsage(cpuStart)) };
+        const elu = performance.eventLoopUtilization(before);
+        eluShotlist.active += elu.active;
+        eluShotlist.idle += elu.idle;
+        submitMs += run.submitMs;
+        pipelineRuns.push(phase);
+        return phase;
+      };
+      let a: Phase;
+      let shotlist: Phase;
+      if (index % 2 === 0) {
+        a = await runA();
+        await runB();
+        shotlist = await runShotlist();
+      } else {
+        shotlist = await runShotlist();
+        await runB();
+        a = await runA();
+      }
+      roundRatios.push(a.ms / shotlist.ms);
+      say(
+        `  round ${index + 1}/${rounds}: Shotlist ${(shotlist.ms / 1000).toFixed(1)} s, A ${(a.ms / 1000).toFixed(1)} s, Shotlist/A ${(a.ms / shotlist.ms).toFixed(3)}`,
+      );
+    }
 
     // What the pipeline made: every job succeeded, one published asset per product, and the
-    // recipes it stored are the very ones the baseline rendered.
+    // recipes it stored are the very ones the baselines rendered.
     const db = runtime.db;
     const states = await db.query<{ state: string; count: number }>(
       "select state, count(*)::integer as count from jobs group by state order by state",
@@ -288,46 +351,51 @@ async function main(): Promise<void> {
     const [published] = await db.query<{ count: number }>(
       `select count(*)::integer as count from assets
        where state = 'published' and recipe_hash = any($1::text[])`,
-      [recipes.map((hero) => hero.recipeHash)],
+      [allRecipes.map((hero) => hero.recipeHash)],
     );
-    if ((published?.count ?? 0) !== count) {
+    const images = count * rounds;
+    if ((published?.count ?? 0) !== images) {
       throw new Error(
-        `expected ${count} published hero assets, found ${published?.count ?? 0} (jobs: ${JSON.stringify(states)})`,
+        `expected ${images} published hero assets, found ${published?.count ?? 0} (jobs: ${JSON.stringify(states)})`,
       );
     }
 
-    const perSecond = (runs: readonly { ms: number }[]) =>
-      (runs.length * count) / (runs.reduce((total, run) => total + run.ms, 0) / 1000);
-    const cpuPerImage = (runs: readonly { cpuMs: number }[]) =>
-      runs.reduce((total, run) => total + run.cpuMs, 0) / (runs.length * count);
-    const rawImagesPerSecond = perSecond([renderFirst, renderSecond]);
-    const checkedImagesPerSecond = perSecond([checkedFirst, checkedSecond]);
-    const pipelineImagesPerSecond = count / (pipeline.ms / 1000);
+    const totalMs = (runs: readonly Phase[]) => runs.reduce((total, run) => total + run.ms, 0);
+    const totalCpuMs = (runs: readonly Phase[]) =>
+      runs.reduce((total, run) => total + run.cpuMs, 0);
+    const rawImagesPerSecond = images / (totalMs(renderRuns) / 1000);
+    const checkedImagesPerSecond = images / (totalMs(checkedRuns) / 1000);
+    const pipelineImagesPerSecond = images / (totalMs(pipelineRuns) / 1000);
     const ratio = pipelineImagesPerSecond / rawImagesPerSecond;
     const ratioSameImageWork = pipelineImagesPerSecond / checkedImagesPerSecond;
+    const medianRoundRatio = median(roundRatios);
     const jobMs = await histogramMeanMs(runtime.metrics.jobDuration);
     const linkMs = await histogramMeanMs(runtime.metrics.linkDuration);
-    const renderMs = mean([...renderFirst.renderMs, ...renderSecond.renderMs]);
-    const checkMs = mean([...checkedFirst.checksMs, ...checkedSecond.checksMs]);
-    const cpuRawPerImage = cpuPerImage([renderFirst, renderSecond]);
-    const cpuCheckedPerImage = cpuPerImage([checkedFirst, checkedSecond]);
-    const cpuPipelinePerImage = cpuPipeline / count;
+    const renderMs = mean(renderMsAll);
+    const checkMs = mean(checkMsAll);
+    const cpuRawPerImage = totalCpuMs(renderRuns) / images;
+    const cpuCheckedPerImage = totalCpuMs(checkedRuns) / images;
+    const cpuPipelinePerImage = totalCpuMs(pipelineRuns) / images;
+    const utilisation = (elu: { active: number; idle: number }) =>
+      elu.active / Math.max(1, elu.active + elu.idle);
 
     await worker.stop();
 
     say(
-      `hero-pipeline: ${count} hero images (distinct SKUs, sample view-0 photos), concurrency ${concurrency}`,
+      `hero-pipeline: ${rounds} rounds × ${count} hero images (distinct SKUs, sample view-0 photos), concurrency ${concurrency}, pixel threads ${pixelThreadCount()}`,
     );
     say(
-      `  Shotlist (intake → queue → worker → local → checks → blobs → rows): ${pipelineImagesPerSecond.toFixed(2)} images/s (${(pipeline.ms / 1000).toFixed(1)} s)`,
+      `  Shotlist (intake → queue → worker → local → checks → blobs → rows): ${pipelineImagesPerSecond.toFixed(2)} images/s (${(totalMs(pipelineRuns) / 1000).toFixed(1)} s)`,
     );
     say(
-      `  baseline A, renderRecipe ×${concurrency}, no queue/checks/store:          ${rawImagesPerSecond.toFixed(2)} images/s (${(renderFirst.ms / 1000).toFixed(1)} s before, ${(renderSecond.ms / 1000).toFixed(1)} s after)`,
+      `  baseline A, renderRecipe ×${concurrency}, no queue/checks/store:          ${rawImagesPerSecond.toFixed(2)} images/s (${(totalMs(renderRuns) / 1000).toFixed(1)} s)`,
     );
     say(
-      `  baseline B, renderRecipe + runChecks ×${concurrency}, no queue/store:     ${checkedImagesPerSecond.toFixed(2)} images/s (${(checkedFirst.ms / 1000).toFixed(1)} s before, ${(checkedSecond.ms / 1000).toFixed(1)} s after)`,
+      `  baseline B, renderRecipe + runChecks ×${concurrency}, no queue/store:     ${checkedImagesPerSecond.toFixed(2)} images/s (${(totalMs(checkedRuns) / 1000).toFixed(1)} s)`,
     );
-    say(`  ratio Shotlist / A (render only):        ${ratio.toFixed(3)} (target ≥ 0.90)`);
+    say(
+      `  ratio Shotlist / A (render only):        ${ratio.toFixed(3)} pooled, ${medianRoundRatio.toFixed(3)} median of rounds (target ≥ 0.90)`,
+    );
     say(`  ratio Shotlist / B (same image work):    ${ratioSameImageWork.toFixed(3)}`);
     say(`  breakdown (means per image, ${concurrency} in flight):`);
     say(`    render alone (baseline A)            ${renderMs.toFixed(0)} ms`);
@@ -335,16 +403,16 @@ async function main(): Promise<void> {
     say(`    worker link (refs+render+checks+put) ${linkMs.toFixed(0)} ms`);
     say(`    worker job (claim → finish commit)   ${jobMs.toFixed(0)} ms`);
     say(
-      `    intake: ${count} submitProduct calls took ${(pipeline.submitMs / 1000).toFixed(1)} s while the worker ran`,
+      `    intake: ${images} submitProduct calls took ${(submitMs / 1000).toFixed(1)} s while the worker ran`,
     );
     say(
-      `  main-thread event-loop utilisation: baseline A ${(eluRaw.utilization * 100).toFixed(0)}%, Shotlist ${(eluPipeline.utilization * 100).toFixed(0)}%`,
+      `  main-thread event-loop utilisation: baseline A ${(utilisation(eluRaw) * 100).toFixed(0)}%, Shotlist ${(utilisation(eluShotlist) * 100).toFixed(0)}%`,
     );
     // CPU time (every thread of the process) per image: on a saturated machine throughput is
     // cores ÷ CPU per image, so these ratios predict the throughput ratios and hardly move with
     // the neighbours' load, which only slows the wall clock.
     say(
-      `  process CPU per image: A ${cpuRawPerImage.toFixed(0)} ms, B ${cpuCheckedPerImage.toFixed(0)} ms, Shotlist ${cpuPipelinePerImage.toFixed(0)} ms (A/Shotlist ${(cpuRawPerImage / cpuPipelinePerImage).toFixed(3)}, B/Shotlist ${(cpuCheckedPerImage / cpuPipelinePerImage).toFixed(3)}); cores busy: A ${((renderFirst.cpuMs + renderSecond.cpuMs) / (renderFirst.ms + renderSecond.ms)).toFixed(2)}, Shotlist ${(cpuPipeline / pipeline.ms).toFixed(2)}`,
+      `  process CPU per image: A ${cpuRawPerImage.toFixed(0)} ms, B ${cpuCheckedPerImage.toFixed(0)} ms, Shotlist ${cpuPipelinePerImage.toFixed(0)} ms (A/Shotlist ${(cpuRawPerImage / cpuPipelinePerImage).toFixed(3)}, B/Shotlist ${(cpuCheckedPerImage / cpuPipelinePerImage).toFixed(3)}); cores busy: A ${(totalCpuMs(renderRuns) / totalMs(renderRuns)).toFixed(2)}, Shotlist ${(totalCpuMs(pipelineRuns) / totalMs(pipelineRuns)).toFixed(2)}`,
     );
     say(`  jobs by state: ${states.map((row) => `${row.state} ${row.count}`).join(", ")}`);
     printResult({
@@ -355,14 +423,18 @@ async function main(): Promise<void> {
       unit: "images/s",
       extra: {
         products: count,
+        rounds,
         concurrency,
+        pixelThreads: pixelThreadCount(),
+        roundRatios: roundRatios.map((value) => round(value, 3)).join(" "),
+        medianRoundRatio: round(medianRoundRatio, 4),
         renderMs: round(renderMs, 1),
         checksMs: round(checkMs, 1),
         linkMs: round(linkMs, 1),
         jobMs: round(jobMs, 1),
-        submitMs: round(pipeline.submitMs, 1),
-        eluBaseline: round(eluRaw.utilization, 3),
-        eluShotlist: round(eluPipeline.utilization, 3),
+        submitMs: round(submitMs, 1),
+        eluBaseline: round(utilisation(eluRaw), 3),
+        eluShotlist: round(utilisation(eluShotlist), 3),
         baselineWithChecks: round(checkedImagesPerSecond, 4),
         ratioSameImageWork: round(ratioSameImageWork, 4),
         cpuMsPerImageBaseline: round(cpuRawPerImage, 1),

@@ -22,18 +22,21 @@ import { buildApp } from "../src/http/app.js";
 import { createLogger } from "../src/observability/logger.js";
 import { createRuntime } from "../src/runtime.js";
 import { createApiKey } from "../src/store/api-keys.js";
-import { intOption, makeTempDir, printResult, round, runAsScript, say } from "./harness.js";
+import {
+  intOption,
+  makeTempDir,
+  mean,
+  median,
+  printResult,
+  round,
+  runAsScript,
+  say,
+} from "./harness.js";
 
 const BLOCK = 25;
 const SIDES = ["keyed", "unkeyed", "open"] as const;
 type Side = (typeof SIDES)[number];
 const WARM_UP = 25;
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-};
-const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
 async function main(): Promise<void> {
   const requests = intOption(process.argv, "requests", 400);

@@ -29,15 +29,18 @@ import type { SyncPaidProvider } from "../src/providers/provider.js";
 import { runPaidCall } from "../src/queue/paid-call.js";
 import { createRuntime } from "../src/runtime.js";
 import { startFakePaidProvider } from "../test/fakes/paid-provider.js";
-import { intOption, makeTempDir, printResult, round, runAsScript, say } from "./harness.js";
+import {
+  intOption,
+  makeTempDir,
+  mean,
+  median,
+  printResult,
+  round,
+  runAsScript,
+  say,
+} from "./harness.js";
 
 const WARM_UP = 10;
-
-const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-};
 
 async function main(): Promise<void> {
   const calls = intOption(process.argv, "calls", 400);

@@ -26,6 +26,11 @@ export function setPixelThreads(count: number): void {
   void old?.close();
 }
 
+/** The pool's size now (0 = cut-outs run inline). */
+export function pixelThreadCount(): number {
+  return threads;
+}
+
 function workerUrl(): string {
   // Under tsx (tests, benches) this module is the .ts source; built, it is dist/…/*.js.
   const ext = import.meta.url.endsWith(".ts") ? "ts" : "js";
