@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { assetKey } from "../../src/blobs/store.js";
 import { importCatalogue } from "../../src/cli/import.js";
 import { sha256Hex } from "../../src/domain/canonical.js";
+import { submitProduct } from "../../src/intake/submit.js";
 import { readRecipeHashFromXmp } from "../../src/pipeline/xmp.js";
 import type { Worker } from "../../src/queue/worker.js";
 import { catalogueCoverage } from "../../src/store/coverage.js";
@@ -15,6 +18,7 @@ const SAMPLE = fileURLToPath(new URL("../../examples/catalogue/catalogue.jsonl",
 const SAMPLE_CSV = fileURLToPath(
   new URL("../../examples/catalogue/catalogue.csv", import.meta.url),
 );
+const IMAGES = fileURLToPath(new URL("../../examples/catalogue/images/", import.meta.url));
 const quiet = () => {};
 
 for (const backend of BACKENDS) {
@@ -119,6 +123,42 @@ for (const backend of BACKENDS) {
         10_000,
       );
       assert.deepEqual(await counts(env), countsBefore);
+    });
+
+    it("sends the hero of an out-of-focus reference photo to review with the blur it measured", async () => {
+      const photo = readFileSync(join(IMAGES, "MUG-ENAMEL-0.jpg"));
+      const outOfFocus = await sharp(photo).blur(4).jpeg({ quality: 92 }).toBuffer();
+      await submitProduct(env.runtime.intake, {
+        sku: "MUG-OUT-OF-FOCUS",
+        title: "Out-of-focus mug",
+        category: "home",
+        referenceImages: [{ base64: outOfFocus.toString("base64") }],
+      });
+      const heroOf = async () => {
+        const [row] = await env.runtime.db.query<{ state: string; reason: string | null }>(
+          "select state, reason from product_slots where product_sku = $1 and slot = 'hero'",
+          ["MUG-OUT-OF-FOCUS"],
+        );
+        return row;
+      };
+      await waitFor(
+        async () => ["published", "needs_review"].includes((await heroOf())?.state ?? ""),
+        "the hero to reach a terminal state",
+        60_000,
+        100,
+      );
+      const hero = await heroOf();
+      assert.equal(hero?.state, "needs_review", hero?.reason ?? "");
+      assert.match(hero?.reason ?? "", /checks failed \(blur: blur 0\.\d+ over the subject's/);
+      const value = Number(/blur (0\.\d+)/.exec(hero?.reason ?? "")?.[1]);
+      assert.ok(value > 0.6, `blur ${value}`);
+      // The rejected candidate is kept with its checks, and nothing was published for the slot.
+      const [rejected] = await env.runtime.db.query<{ count: number }>(
+        `select count(*)::integer as count from assets a
+           join product_slots s on s.recipe_hash = a.recipe_hash
+         where s.product_sku = 'MUG-OUT-OF-FOCUS' and s.slot = 'hero' and a.state = 'rejected'`,
+      );
+      assert.equal(rejected?.count, 1);
     });
   });
 }
