@@ -42,6 +42,7 @@ import {
   round,
   runAsScript,
   say,
+  taggedJpeg,
   waitUntil,
 } from "./harness.js";
 
@@ -86,26 +87,13 @@ process.stdin.once("data", async () => {
 process.stdout.write("ready\\n");
 `;
 
-/**
- * The photo with a JPEG comment segment naming the SKU right after SOI: the same pixels, other
- * bytes, so every product has its own reference hash and recipe (identical recipes would share
- * one job, and a later round would find them made).
- */
-function tagged(jpeg: Buffer, sku: string): Buffer {
-  const text = Buffer.from(sku, "latin1");
-  const segment = Buffer.alloc(4);
-  segment.writeUInt16BE(0xfffe, 0); // COM
-  segment.writeUInt16BE(text.length + 2, 2);
-  return Buffer.concat([jpeg.subarray(0, 2), segment, text, jpeg.subarray(2)]);
-}
-
 function products(count: number, round: number): Product[] {
   const photos = readdirSync(IMAGE_DIR)
     .filter((name) => name.endsWith("-0.jpg"))
     .sort();
   return Array.from({ length: count }, (_, index) => {
     const sku = `BENCH-DL-${round}-${String(index + 1).padStart(3, "0")}`;
-    const photo = tagged(readFileSync(join(IMAGE_DIR, photos[index % photos.length]!)), sku);
+    const photo = taggedJpeg(readFileSync(join(IMAGE_DIR, photos[index % photos.length]!)), sku);
     return {
       sku,
       photo,

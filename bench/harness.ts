@@ -50,6 +50,19 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
+/**
+ * The JPEG with a comment segment holding `text` right after SOI: the same pixels, other bytes,
+ * so every product gets its own reference hash and recipe (identical recipes would share one
+ * job, and a later round would find them made).
+ */
+export function taggedJpeg(jpeg: Buffer, text: string): Buffer {
+  const comment = Buffer.from(text, "latin1");
+  const segment = Buffer.alloc(4);
+  segment.writeUInt16BE(0xfffe, 0); // COM
+  segment.writeUInt16BE(comment.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), segment, comment, jpeg.subarray(2)]);
+}
+
 /** A human line of the report, on stdout above the JSON line. */
 export function say(line = ""): void {
   process.stdout.write(`${line}\n`);

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import { ShotlistError } from "../domain/errors.js";
 import type { Runtime } from "../runtime.js";
 import { requireApiKeys } from "./auth.js";
@@ -34,7 +34,8 @@ export async function buildApp(
 ): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: runtime.log.child({ component: "http" }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Our own request logs (or none); the top-level option is deprecated in Fastify 5.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     requestIdHeader: "x-request-id",
     genReqId: () => crypto.randomUUID(),
