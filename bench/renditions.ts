@@ -1,7 +1,7 @@
 /**
  * Uncached 800-px WebP renditions per second through Shotlist ÷ unjs/ipx on the same images.
  *
- *   node --import tsx bench/renditions.ts [--photos 26] [--rounds 3] [--connections 2]
+ *   node --import tsx bench/renditions.ts [--photos 52] [--rounds 3] [--connections 2]
  *
  * Figure (over HTTP, the load from a second process, as the issue asks): `--rounds` × `--photos`
  * products, each a sample-catalogue photo tagged with its SKU (same pixels, own bytes, own
@@ -155,7 +155,7 @@ async function heroFiles(runtime: Runtime, skus: readonly string[]): Promise<Her
 }
 
 async function main(): Promise<void> {
-  const photoCount = intOption(process.argv, "photos", 26);
+  const photoCount = intOption(process.argv, "photos", 52);
   const rounds = intOption(process.argv, "rounds", 3);
   const connections = intOption(process.argv, "connections", 2);
   const photos = readdirSync(IMAGE_DIR)
