@@ -18,8 +18,6 @@ export interface ProviderResult {
   costMicros: number;
   /** The provider's own id for the call, for provenance (absent for local work). */
   providerRequestId?: string;
-  /** Measured subject fill ratio when the provider knows it (the local pipeline does). */
-  subjectFill?: number;
 }
 
 export interface CallContext {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import sharp from "sharp";
+import { runChecks } from "../../src/pipeline/checks.js";
 import { PIPELINE_VERSION } from "../../src/pipeline/render.js";
 import { readRecipeHashFromXmp } from "../../src/pipeline/xmp.js";
 import { createLocalProvider } from "../../src/providers/local/index.js";
@@ -38,7 +39,7 @@ describe("local provider", () => {
     assert.equal(provider.estimateCostMicros(await heroRequest()), 0);
   });
 
-  it("renders a hero at no cost with its measured subject fill and recipe hash", async () => {
+  it("renders a hero at no cost that fills 0.85 ± 0.03 and carries its recipe hash", async () => {
     const request = await heroRequest();
     const result = await createLocalProvider().run(request, {
       signal: new AbortController().signal,
@@ -46,7 +47,10 @@ describe("local provider", () => {
     assert.equal(result.costMicros, 0);
     assert.equal(result.format, "jpeg");
     assert.deepEqual([result.width, result.height], [500, 500]);
-    assert.ok(result.subjectFill !== undefined && Math.abs(result.subjectFill - 0.85) <= 0.03);
+    const [fill] = (
+      await runChecks(result.bytes, { fill: { min: 0.82, max: 0.88 } }, result)
+    ).filter((check) => check.name === "fill");
+    assert.equal(fill?.passed, true, fill?.detail);
     const metadata = await sharp(result.bytes).metadata();
     assert.equal(readRecipeHashFromXmp(metadata.xmpAsString ?? ""), request.recipeHash);
   });

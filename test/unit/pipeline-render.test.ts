@@ -64,6 +64,7 @@ describe("renderRecipe", () => {
     const result = await renderRecipe(recipe, new Map([[hash, reference]]), {
       maxPixels: DEFAULT_MAX_PIXELS,
       recipeHash: RECIPE_HASH,
+      measureFill: true,
     });
     const checks = await runChecks(
       result.bytes,
@@ -149,7 +150,7 @@ describe("renderRecipe", () => {
       references: [hash],
       output: { width: 640, height: 480 },
     });
-    const options = { maxPixels: DEFAULT_MAX_PIXELS, recipeHash: RECIPE_HASH };
+    const options = { maxPixels: DEFAULT_MAX_PIXELS, recipeHash: RECIPE_HASH, measureFill: true };
     const first = await renderRecipe(recipe, new Map([[hash, reference]]), options);
     const second = await renderRecipe(recipe, new Map([[hash, reference]]), options);
     assert.ok(first.bytes.equals(second.bytes));

@@ -69,6 +69,5 @@ export async function renderOnSharp(
     width: result.width,
     height: result.height,
     costMicros: 0,
-    ...(result.subjectFill === undefined ? {} : { subjectFill: result.subjectFill }),
   };
 }
