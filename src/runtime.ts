@@ -17,7 +17,7 @@ import { createWebhookDeliveryHandler } from "./integrations/webhooks/delivery.j
 import { createWebhookOutbox, type WebhookOutbox } from "./integrations/webhooks/outbox.js";
 import type { RetrySchedule } from "./integrations/webhooks/schedule.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { setPixelThreads } from "./pipeline/pixel-threads.js";
+import { closePixelThreads, setPixelThreads } from "./pipeline/pixel-threads.js";
 import { type BuildRegistryOptions, buildProviderRegistry } from "./providers/configured.js";
 import type { ProviderRegistry } from "./providers/registry.js";
 import { type CallWakeups, createCallWakeups } from "./queue/call-wakeups.js";
@@ -285,6 +285,8 @@ export async function createRuntime(
       await Promise.all([...workers].map((worker) => worker.stop()));
       await maintenance.stop();
       await db.close();
+      // The pool it sized (process-wide) goes with it: its threads hold no work now.
+      await closePixelThreads();
     },
   };
 }

@@ -159,13 +159,13 @@ export function measureBlur(
   const radius = BLUR_REBLUR_RADIUS_PX;
   // Along rows, every `stride`-th one: its luminance, then the window mean as a running sum.
   const line = new Float32Array(Math.max(boxWidth, boxHeight));
-  const rowMeasure = { variation: 0, kept: 0 };
+  const rowMeasure = { variation: 0, removed: 0 };
   for (let y = 0; y < boxHeight; y += stride) {
     readLuminance(image, box.left, box.top + y, 1, 0, boxWidth, line);
     reblurLine(line, boxWidth, radius, rowMeasure);
   }
   // Along columns, every `stride`-th one.
-  const columnMeasure = { variation: 0, kept: 0 };
+  const columnMeasure = { variation: 0, removed: 0 };
   for (let x = 0; x < boxWidth; x += stride) {
     readLuminance(image, box.left + x, box.top, 0, 1, boxHeight, line);
     reblurLine(line, boxHeight, radius, columnMeasure);
@@ -174,25 +174,26 @@ export function measureBlur(
   // nothing about focus; with no variation along either, the image is flat: 1.
   const shares = [rowMeasure, columnMeasure]
     .filter((measure) => measure.variation > 0)
-    .map((measure) => (measure.variation - measure.kept) / measure.variation);
+    .map((measure) => (measure.variation - measure.removed) / measure.variation);
   return shares.length === 0 ? 1 : Math.max(...shares);
 }
 
 /**
  * One line of Crete's measure: adds to `measure` the line's neighbour-to-neighbour variation
- * and the part of it that a (2·radius + 1)-tap box re-blur removes beyond what it keeps.
+ * (Σ|F(i) − F(i−1)|) and the part of it a (2·radius + 1)-tap box re-blur B removes
+ * (Σ max(0, |F(i) − F(i−1)| − |B(i) − B(i−1)|)); the measure is what is left, as a share.
  */
 function reblurLine(
   line: Float32Array,
   length: number,
   radius: number,
-  measure: { variation: number; kept: number },
+  measure: { variation: number; removed: number },
 ): void {
   let sum = 0;
   let count = 0;
   for (let i = 0; i <= Math.min(radius, length - 1); i++, count++) sum += line[i]!;
   let variation = 0;
-  let kept = 0;
+  let removed = 0;
   let previousBlurred = 0;
   for (let i = 0; i < length; i++) {
     const blurred = sum / count;
@@ -200,7 +201,7 @@ function reblurLine(
       const sharpStep = Math.abs(line[i]! - line[i - 1]!);
       const blurredStep = Math.abs(blurred - previousBlurred);
       variation += sharpStep;
-      if (sharpStep > blurredStep) kept += sharpStep - blurredStep;
+      if (sharpStep > blurredStep) removed += sharpStep - blurredStep;
     }
     previousBlurred = blurred;
     if (i + radius + 1 < length) {
@@ -213,7 +214,7 @@ function reblurLine(
     }
   }
   measure.variation += variation;
-  measure.kept += kept;
+  measure.removed += removed;
 }
 
 /**

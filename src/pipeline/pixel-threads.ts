@@ -26,6 +26,17 @@ export function setPixelThreads(count: number): void {
   void old?.close();
 }
 
+/**
+ * Lets the pool's threads go once their tasks are done (the runtime's close; the process-wide
+ * setting is then 0, so a later runtime starts a new pool).
+ */
+export async function closePixelThreads(): Promise<void> {
+  const old = pool;
+  threads = 0;
+  pool = undefined;
+  await old?.close();
+}
+
 /** The pool's size now (0 = cut-outs run inline). */
 export function pixelThreadCount(): number {
   return threads;

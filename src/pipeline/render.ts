@@ -35,7 +35,7 @@ export interface RenderOptions {
   signal?: AbortSignal;
   /**
    * Also measure the subject's fill on the finished pixels (`subjectFill`), for tests and tools.
-   * Off in the worker: its checks measure the published output, and a full scan of a 1,600 px
+   * Default false, as in the worker: its checks measure the published output, and a full scan of a 1,600 px
    * frame on the main thread for a value nobody read was 15–20 ms of every job.
    */
   measureFill?: boolean;

@@ -4,9 +4,19 @@
  * inline when the pool has no threads.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { loadSettings } from "../../src/config/env.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { cutout } from "../../src/pipeline/cutout.js";
-import { cutoutOffThread, setPixelThreads } from "../../src/pipeline/pixel-threads.js";
+import {
+  cutoutOffThread,
+  pixelThreadCount,
+  setPixelThreads,
+} from "../../src/pipeline/pixel-threads.js";
+import { createRuntime } from "../../src/runtime.js";
 import { drawSyntheticStudioPhoto, studioCases } from "../fixtures/pipeline/synthetic.js";
 
 describe("pixel threads", () => {
@@ -63,6 +73,22 @@ describe("pixel threads", () => {
     await cutoutOffThread(image, {});
     clearInterval(inlineTimer);
     assert.equal(inlineTicks, 0, "with 0 threads the cut-out runs on the main thread");
+  });
+
+  it("sizes the pool from the runtime's setting and lets it go when the runtime closes", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "shotlist-threads-"));
+    try {
+      const runtime = await createRuntime(
+        loadSettings({ SHOTLIST_DATA_DIR: dataDir, SHOTLIST_PIXEL_THREADS: "2" }),
+        createLogger("silent"),
+        { pixelThreads: 1 },
+      );
+      assert.equal(pixelThreadCount(), 2, "the variable wins over the command's default");
+      await runtime.close();
+      assert.equal(pixelThreadCount(), 0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a negative or fractional pool size", () => {
