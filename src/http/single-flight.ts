@@ -12,7 +12,11 @@ export const DEFAULT_CLAIM_TTL_MS = 30_000;
 export const DEFAULT_CLAIM_POLL_MS = 25;
 
 export interface FleetFlightOptions {
-  db: Queryable;
+  /**
+   * The database the fleet's processes share claim rows in; without one the flight is this
+   * process's only (the embedded database: PGlite is one process, so its fleet is this process).
+   */
+  db: Queryable | undefined;
   /** This process's claim owner id; default a random UUID. */
   owner?: string;
   claimTtlMs?: number;
@@ -47,6 +51,8 @@ export function createFleetFlight(options: FleetFlightOptions): FleetFlight {
     find: () => Promise<Buffer | undefined>,
     make: () => Promise<Buffer>,
   ): Promise<Buffer> {
+    const db = options.db;
+    if (!db) return (await find()) ?? (await make());
     let waited = false;
     for (;;) {
       const found = await find();
@@ -54,7 +60,7 @@ export function createFleetFlight(options: FleetFlightOptions): FleetFlight {
         if (waited) options.onWait?.("found");
         return found;
       }
-      if (await claimFlight(options.db, key, owner, claimTtlMs)) {
+      if (await claimFlight(db, key, owner, claimTtlMs)) {
         try {
           // Look again: the previous holder may have stored the bytes and released its claim
           // between our first look and our claim.
@@ -66,14 +72,14 @@ export function createFleetFlight(options: FleetFlightOptions): FleetFlight {
           if (waited) options.onWait?.("took_over");
           return await make();
         } finally {
-          await releaseFlight(options.db, key, owner);
+          await releaseFlight(db, key, owner);
         }
       }
       waited = true;
       // Released (done, or failed: then we try ourselves) or expired (the holder died).
       do {
         await new Promise((resolve) => setTimeout(resolve, pollMs));
-      } while (await flightHeld(options.db, key));
+      } while (await flightHeld(db, key));
     }
   }
 

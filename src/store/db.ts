@@ -1,4 +1,5 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 
@@ -21,10 +22,60 @@ export interface Db extends Queryable {
 const INT8_OID = 20;
 const parseInt8 = (value: string): number => Number(value);
 
+/** The file in a PGlite data folder naming the process that has it open. */
+export const PGLITE_LOCK_FILE = "shotlist.lock";
+
+/**
+ * Takes the data folder for this process: PGlite is PostgreSQL in single-user mode, and two
+ * processes writing one folder corrupt it. A lock left by a process that is gone (SIGKILL,
+ * power loss) is taken over. Returns the release.
+ */
+function lockPgliteFolder(dataDir: string): () => void {
+  const path = join(dataDir, PGLITE_LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: "wx" });
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
+    if (Number.isInteger(holder) && holder > 0 && processIsAlive(holder)) {
+      throw new Error(
+        `the embedded database in ${dataDir} is open in process ${holder}${holder === process.pid ? " (this one)" : ""}; ` +
+          "PGlite is one process's database: stop that process, use another SHOTLIST_DATA_DIR, " +
+          `or set SHOTLIST_DATABASE_URL for several processes (if no process uses it, delete ${path})`,
+      );
+    }
+    rmSync(path, { force: true });
+  }
+  throw new Error(`could not take ${path}: another process keeps taking it`);
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export async function openPglite(dataDir: string | undefined): Promise<Db> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const lite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
-  await lite.waitReady;
+  let unlock = () => {};
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+    unlock = lockPgliteFolder(dataDir);
+  }
+  let lite: PGlite;
+  try {
+    lite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
+    await lite.waitReady;
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const wrap = (target: Pick<PGlite, "query" | "exec">): Queryable => ({
     async query<Row>(sql: string, params: readonly unknown[] = []) {
       const result = await target.query<Row>(sql, params as unknown[]);
@@ -40,7 +91,13 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     query: root.query,
     exec: root.exec,
     transaction: (work) => lite.transaction((tx) => work(wrap(tx))),
-    close: () => lite.close(),
+    close: async () => {
+      try {
+        await lite.close();
+      } finally {
+        unlock();
+      }
+    },
   };
 }
 

@@ -23,7 +23,7 @@ import {
   slotState,
 } from "../../store/on-demand.js";
 import { createByteCache, createSlotCache } from "../on-demand-cache.js";
-import { createFleetFlight } from "../single-flight.js";
+import { createFleetFlight, type FleetFlight } from "../single-flight.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -56,6 +56,27 @@ export function renditionKey(hash: string, ext: string): string {
 }
 
 type Fallback = "older" | "hero" | "placeholder";
+
+const renditionFlights = new WeakMap<Runtime, FleetFlight>();
+
+/**
+ * Single flight for renditions, one per runtime (every app on it shares it): requests of this
+ * process share one promise per rendition, and on PostgreSQL processes share a claim row, so a
+ * missing rendition is made once per fleet. PGlite is one process's database (a second
+ * process cannot open it), so there the in-process flight is the whole fleet's and a miss
+ * writes no claim row (two statements and ~1.5 ms of the main thread fewer per rendition).
+ */
+function renditionFlight(runtime: Runtime): FleetFlight {
+  let flight = renditionFlights.get(runtime);
+  if (!flight) {
+    flight = createFleetFlight({
+      db: runtime.db.kind === "postgres" ? runtime.db : undefined,
+      onWait: (result) => runtime.metrics.singleFlightWaits.inc({ work: "rendition", result }),
+    });
+    renditionFlights.set(runtime, flight);
+  }
+  return flight;
+}
 
 interface Answer {
   etag: string;
@@ -96,12 +117,7 @@ export function renditionRoutes(
   });
   const unsubscribe = runtime.slotChanges.subscribe((skus) => slotCache.forget(skus));
   app.addHook("onClose", async () => unsubscribe());
-  // Single flight: requests of this process share one promise per rendition, and processes
-  // share a claim row in the database, so a missing rendition is made once per fleet.
-  const flight = createFleetFlight({
-    db: runtime.db,
-    onWait: (result) => metrics.singleFlightWaits.inc({ work: "rendition", result }),
-  });
+  const flight = renditionFlight(runtime);
 
   /** Bytes of an immutable blob: from memory, else from the blob store (then kept). */
   async function cachedBlob(key: string): Promise<Buffer | undefined> {
