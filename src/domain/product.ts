@@ -25,4 +25,6 @@ export interface ReferenceImage {
   byteSize: number;
   /** Where it came from (URL or file name), for people; never used to fetch again. */
   origin: string;
+  /** Its grid of mean luminances for the notInput check, measured at intake (luminanceGrid). */
+  luminanceGrid?: ArrayLike<number>;
 }

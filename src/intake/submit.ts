@@ -8,6 +8,7 @@ import { planProduct, type SlotPlan } from "../domain/plan.js";
 import type { ProductInput, ReferenceImage, ReferenceImageInput } from "../domain/product.js";
 import type { ShotListConfig } from "../domain/shotlist.js";
 import { validateSku } from "../domain/sku.js";
+import { luminanceGrid } from "../pipeline/checks.js";
 import { decodeImage } from "../pipeline/decode.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { OnPublishing } from "../store/assets.js";
@@ -241,5 +242,6 @@ async function resolveReference(
     format: meta.format,
     byteSize: bytes.length,
     origin,
+    luminanceGrid: luminanceGrid(meta.preview),
   };
 }

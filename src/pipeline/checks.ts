@@ -1,7 +1,7 @@
 import sharp from "sharp";
 import type { CheckResult, CheckSpec } from "../domain/checks.js";
 import type { OutputFormat } from "../domain/recipe.js";
-import { DEFAULT_MAX_PIXELS, type RawImage } from "./decode.js";
+import { DEFAULT_MAX_PIXELS, decodeImage, type RawImage } from "./decode.js";
 
 /** A pixel is subject when some channel is further than this below white (0–255). */
 export const SUBJECT_THRESHOLD = 20;
@@ -9,8 +9,6 @@ export const SUBJECT_THRESHOLD = 20;
 const BORDER_SHARE = 0.01;
 /** Side of the grid of mean luminances compared by notInput. */
 const COMPARE_SIDE_PX = 32;
-/** Largest side the input is decoded at for its grid: 8 px or more per grid cell. */
-const THUMBNAIL_SOURCE_PX = 256;
 /** Mean absolute grey difference (0–255) below which two images are "the same picture". */
 const SAME_PICTURE_MAX_DIFFERENCE = 2;
 /**
@@ -314,6 +312,8 @@ export async function runChecks(
   spec: CheckSpec,
   expected: { width: number; height: number; format: OutputFormat },
   input?: Buffer,
+  /** The input's luminance grid as intake stored it (luminanceGrid); else measured from `input`. */
+  inputGrid?: ArrayLike<number>,
 ): Promise<CheckResult[]> {
   let image: RawImage;
   let format: string;
@@ -365,7 +365,7 @@ export async function runChecks(
   if (spec.fill && subject) results.push(checkFill(subject, spec.fill.min, spec.fill.max));
   if (spec.notBlank && scan) results.push(checkNotBlank(scan, spec.notBlank.minStdDev));
   if (spec.blur && subject) results.push(checkBlur(image, subject, spec.blur.max));
-  if (spec.notInput) results.push(await checkNotInput(bytes, scan?.thumbnail, input));
+  if (spec.notInput) results.push(await checkNotInput(bytes, scan?.thumbnail, input, inputGrid));
   return results;
 }
 
@@ -468,6 +468,7 @@ async function checkNotInput(
   bytes: Buffer,
   outputThumbnail: Float64Array | undefined,
   input?: Buffer,
+  inputGrid?: ArrayLike<number>,
 ): Promise<CheckResult> {
   if (!input) return { name: "notInput", passed: true, detail: "no input image to compare with" };
   if (bytes.equals(input) || !outputThumbnail) {
@@ -478,9 +479,10 @@ async function checkNotInput(
       detail: "output is byte-identical to the input",
     };
   }
-  let inputThumbnail: Float64Array;
+  let inputThumbnail: ArrayLike<number>;
   try {
-    inputThumbnail = await thumbnailOfFile(input);
+    inputThumbnail =
+      inputGrid?.length === outputThumbnail.length ? inputGrid : await thumbnailOfFile(input);
   } catch {
     return {
       name: "notInput",
@@ -505,26 +507,17 @@ async function checkNotInput(
 }
 
 /**
- * The input's grid of mean luminances, measured as the output's is (scanOnWhite, alpha seen on
- * white), on a decode of at most THUMBNAIL_SOURCE_PX a side: JPEG and WebP shrink on load, so
- * this costs a fraction of a full decode, and each grid cell still averages many pixels.
+ * An image's grid of mean luminances (COMPARE_SIDE_PX square, row by row; alpha seen on white),
+ * as the notInput check compares them. Intake measures each reference photo's grid once, on the
+ * small preview its validating decode keeps (decodeImage), and stores it with the reference.
  */
+export function luminanceGrid(image: RawImage): Float64Array {
+  const grid = scanOnWhite(image, 1, true).thumbnail;
+  if (!grid) throw new Error("no luminance grid");
+  return grid;
+}
+
+/** The grid of an input file, from the same preview intake measures it on. */
 async function thumbnailOfFile(bytes: Buffer): Promise<Float64Array> {
-  const { data, info } = await sharp(bytes, {
-    failOn: "truncated",
-    limitInputPixels: DEFAULT_MAX_PIXELS,
-  })
-    .resize({ width: THUMBNAIL_SOURCE_PX, height: THUMBNAIL_SOURCE_PX, fit: "inside" })
-    .toColourspace("srgb")
-    .raw({ depth: "uchar" })
-    .toBuffer({ resolveWithObject: true });
-  const image: RawImage = {
-    data,
-    width: info.width,
-    height: info.height,
-    channels: info.channels,
-  };
-  const thumbnail = scanOnWhite(image, 1, true).thumbnail;
-  if (!thumbnail) throw new Error("no thumbnail");
-  return thumbnail;
+  return luminanceGrid((await decodeImage(bytes, { maxPixels: DEFAULT_MAX_PIXELS })).preview);
 }

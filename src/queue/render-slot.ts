@@ -25,7 +25,7 @@ import {
 } from "../store/assets.js";
 import type { Queryable } from "../store/db.js";
 import type { AttemptRecord, ClaimedJob } from "../store/jobs.js";
-import type { RenderJobPayload } from "../store/products.js";
+import { type RenderJobPayload, referenceLuminanceGrid } from "../store/products.js";
 import { type PaidCallDeps, runPaidCall, settleCallsOfJob } from "./paid-call.js";
 import type { JobContext, JobHandler, JobOutcome } from "./worker.js";
 
@@ -137,8 +137,20 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
           reasons.push(`${label}: ${stop.reason}: ${message}`);
           continue;
         }
-        const input = recipe.references[0] ? references.get(recipe.references[0]) : undefined;
-        const checks = await runChecks(result.bytes, payload.checks, recipe.output, input);
+        const inputHash = recipe.references[0];
+        const input = inputHash ? references.get(inputHash) : undefined;
+        // The input's grid as intake measured it, so the photo is not decoded again here.
+        const inputGrid =
+          payload.checks.notInput && inputHash && input
+            ? await referenceLuminanceGrid(deps.db, inputHash)
+            : undefined;
+        const checks = await runChecks(
+          result.bytes,
+          payload.checks,
+          recipe.output,
+          input,
+          inputGrid,
+        );
         const passed = checksPassed(checks);
         const sha256 = sha256Hex(result.bytes);
         const ext = EXTENSIONS[result.format];

@@ -80,9 +80,18 @@ export async function saveProductPlan(
     await tx.query("delete from product_references where product_sku = $1", [product.sku]);
     for (const [position, reference] of references.entries()) {
       await tx.query(
-        `insert into reference_images (sha256, width, height, format, byte_size) values ($1, $2, $3, $4, $5)
-         on conflict (sha256) do nothing`,
-        [reference.sha256, reference.width, reference.height, reference.format, reference.byteSize],
+        `insert into reference_images (sha256, width, height, format, byte_size, luminance_grid)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (sha256) do update set luminance_grid = excluded.luminance_grid
+           where reference_images.luminance_grid is null and excluded.luminance_grid is not null`,
+        [
+          reference.sha256,
+          reference.width,
+          reference.height,
+          reference.format,
+          reference.byteSize,
+          reference.luminanceGrid ? gridBytes(reference.luminanceGrid) : null,
+        ],
       );
       await tx.query(
         "insert into product_references (product_sku, position, sha256, origin) values ($1, $2, $3, $4)",
@@ -301,4 +310,28 @@ export async function listProducts(
      order by sku limit $3`,
     [query.afterSku ?? "", query.coverage ?? null, query.limit],
   );
+}
+
+/** A luminance grid as stored: float4 values, little-endian, row by row. */
+function gridBytes(grid: ArrayLike<number>): Buffer {
+  const bytes = Buffer.alloc(grid.length * 4);
+  for (let i = 0; i < grid.length; i++) bytes.writeFloatLE(grid[i]!, i * 4);
+  return bytes;
+}
+
+/** The luminance grid intake stored for a reference photo; undefined for older rows. */
+export async function referenceLuminanceGrid(
+  db: Queryable,
+  sha256: string,
+): Promise<Float32Array | undefined> {
+  const [row] = await db.query<{ luminance_grid: Uint8Array | null }>(
+    "select luminance_grid from reference_images where sha256 = $1",
+    [sha256],
+  );
+  const stored = row?.luminance_grid;
+  if (!stored || stored.byteLength % 4 !== 0) return undefined;
+  const view = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  const grid = new Float32Array(stored.byteLength / 4);
+  for (let i = 0; i < grid.length; i++) grid[i] = view.readFloatLE(i * 4);
+  return grid;
 }

@@ -7,8 +7,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { importCatalogue } from "../../src/cli/import.js";
+import { sha256Hex } from "../../src/domain/canonical.js";
 import { ShotlistError } from "../../src/domain/errors.js";
 import { submitProduct } from "../../src/intake/submit.js";
+import { luminanceGrid } from "../../src/pipeline/checks.js";
+import { DEFAULT_MAX_PIXELS, decodeImage } from "../../src/pipeline/decode.js";
+import { referenceLuminanceGrid } from "../../src/store/products.js";
 import { BACKENDS, createTestRuntime, type TestRuntime } from "../helpers/backends.js";
 import { pngBomb } from "../helpers/images.js";
 
@@ -236,6 +240,47 @@ for (const backend of BACKENDS) {
       assert.equal(report.slotsPlanned, 5 + 6);
       assert.ok(lines.some((line) => line.startsWith("plan DRY-1 (home): hero, angle-1")));
       assert.deepEqual(await env.runtime.db.query("select sku from products"), before);
+    });
+  });
+
+  describe(`reference photos' luminance grids on ${backend}`, () => {
+    let env: TestRuntime;
+    before(async () => {
+      env = await createTestRuntime(backend);
+    });
+    after(async () => {
+      await env.cleanup();
+    });
+
+    it("stores each photo's grid at intake, as the notInput check measures it, and fills an older row's", async () => {
+      const sha256 = sha256Hex(photo);
+      const submit = (sku: string) =>
+        submitProduct(env.runtime.intake, {
+          sku,
+          title: "Mug",
+          category: "home",
+          referenceImages: [{ base64: photo.toString("base64") }],
+        });
+      await submit("GRID-1");
+      const expected = luminanceGrid(
+        (await decodeImage(photo, { maxPixels: DEFAULT_MAX_PIXELS })).preview,
+      );
+      const stored = await referenceLuminanceGrid(env.runtime.db, sha256);
+      assert.ok(stored, "a grid is stored");
+      assert.equal(stored.length, 32 * 32);
+      assert.deepEqual([...stored], [...Float32Array.from(expected)]);
+      // A row saved before the grid existed: none, so the check would decode the photo; the
+      // next intake of the same photo measures it and fills it in.
+      await env.runtime.db.query(
+        "update reference_images set luminance_grid = null where sha256 = $1",
+        [sha256],
+      );
+      assert.equal(await referenceLuminanceGrid(env.runtime.db, sha256), undefined);
+      await submit("GRID-2");
+      assert.deepEqual(
+        [...((await referenceLuminanceGrid(env.runtime.db, sha256)) ?? [])],
+        [...stored],
+      );
     });
   });
 }

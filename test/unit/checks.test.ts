@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import sharp from "sharp";
-import { measureBlur, runChecks } from "../../src/pipeline/checks.js";
+import { luminanceGrid, measureBlur, runChecks } from "../../src/pipeline/checks.js";
+import { DEFAULT_MAX_PIXELS, decodeImage } from "../../src/pipeline/decode.js";
 
 const SQUARE = { width: 400, height: 400, format: "png" } as const;
 
@@ -101,6 +102,30 @@ describe("runChecks", () => {
     }
     const mirrored = await sameGrid(await sharp(photo).flop().jpeg().toBuffer());
     assert.equal(mirrored?.passed, true, mirrored?.detail);
+  });
+
+  it("compares notInput with the input's stored grid when given one, not with a new decode", async () => {
+    const output = await productOnWhite(340);
+    const other = await productOnWhite(150);
+    const notInputOf = async (grid?: ArrayLike<number>) =>
+      (await runChecks(output, { notInput: true }, SQUARE, other, grid)).find(
+        (result) => result.name === "notInput",
+      );
+    // The grid intake stores for the input: measured on the preview of its validating decode.
+    const otherGrid = luminanceGrid(
+      (await decodeImage(other, { maxPixels: DEFAULT_MAX_PIXELS })).preview,
+    );
+    assert.equal(otherGrid.length, 32 * 32);
+    assert.deepEqual(await notInputOf(otherGrid), await notInputOf());
+    // A grid that is the output's own picture: the check uses it, so it finds "the same".
+    const outputGrid = Float32Array.from(
+      luminanceGrid((await decodeImage(output, { maxPixels: DEFAULT_MAX_PIXELS })).preview),
+    );
+    const same = await notInputOf(outputGrid);
+    assert.equal(same?.passed, false, same?.detail);
+    assert.match(same?.detail ?? "", /looks the same as the input/);
+    // A grid of the wrong size (a damaged row) is not trusted: the input is decoded instead.
+    assert.deepEqual(await notInputOf(outputGrid.subarray(0, 100)), await notInputOf());
   });
 
   it("passes notInput when the output is a different picture", async () => {

@@ -47,12 +47,22 @@ describe("decodeImage", () => {
     const png = await sharp({ create: { width: 30, height: 20, channels: 4, background: "#f00" } })
       .png()
       .toBuffer();
-    assert.deepEqual(await decodeImage(png, { maxPixels: DEFAULT_MAX_PIXELS }), {
-      width: 30,
-      height: 20,
-      format: "png",
-      hasAlpha: true,
-    });
+    const { preview, ...info } = await decodeImage(png, { maxPixels: DEFAULT_MAX_PIXELS });
+    assert.deepEqual(info, { width: 30, height: 20, format: "png", hasAlpha: true });
+    // The validating decode is kept as a 128-px preview; a smaller image is enlarged to it, so
+    // every cell of the 32 × 32 luminance grid measured on it holds pixels.
+    assert.deepEqual([preview.width, preview.height, preview.channels], [128, 85, 4]);
+    assert.deepEqual([...preview.data.subarray(0, 4)], [255, 0, 0, 255]);
+  });
+
+  it("keeps a preview of at most 128 px a side, in sRGB", async () => {
+    const photo = await sharp({
+      create: { width: 1200, height: 900, channels: 3, background: "#336699" },
+    })
+      .jpeg()
+      .toBuffer();
+    const { preview } = await decodeImage(photo, { maxPixels: DEFAULT_MAX_PIXELS });
+    assert.deepEqual([preview.width, preview.height, preview.channels], [128, 96, 3]);
   });
 
   it("refuses a decompression bomb as image_too_large from its header alone", async () => {
