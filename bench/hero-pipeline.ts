@@ -7,7 +7,8 @@
  * store → asset rows, on the real runtime (PGlite + local folder in a temp dir), with a shot
  * list holding only the shipped hero slot. Baseline A: renderRecipe on the same recipes and
  * reference bytes, 2 at a time, no queue, no checks, no store (the target ratio ≥ 0.90 is
- * against this one). Baseline B: the same plus runChecks on each output, i.e. the same image
+ * against this one). Baseline B: the same plus runChecks on each output (after intake's
+ * validating decode of the photo, whose preview gives the notInput grid), i.e. the same image
  * work as Shotlist without the queue, the database and the store. The three run in short rounds
  * (new products each round) in mirrored order and are pooled, so drift on this shared machine
  * weighs on every side. Pixel threads as `npm start` has them (the cores, unless
@@ -27,7 +28,8 @@ import { planProduct } from "../src/domain/plan.js";
 import type { Recipe } from "../src/domain/recipe.js";
 import { submitProduct } from "../src/intake/submit.js";
 import { createLogger } from "../src/observability/logger.js";
-import { runChecks } from "../src/pipeline/checks.js";
+import { luminanceGrid, runChecks } from "../src/pipeline/checks.js";
+import { decodeImage } from "../src/pipeline/decode.js";
 import { pixelThreadCount } from "../src/pipeline/pixel-threads.js";
 import { renderRecipe } from "../src/pipeline/render.js";
 import { createRuntime, type Runtime } from "../src/runtime.js";
@@ -177,7 +179,18 @@ async function renderDirectly(
       renderMs.push(performance.now() - started);
       if (!options.checks) return;
       const checked = performance.now();
-      await runChecks(rendered.bytes, hero.checks, hero.recipe.output, hero.reference);
+      // As Shotlist does it: intake's validating decode of the photo gives its luminance grid,
+      // which the notInput check compares with (no second decode of the photo).
+      const { preview } = await decodeImage(hero.reference, {
+        maxPixels: runtime.settings.maxPixels,
+      });
+      await runChecks(
+        rendered.bytes,
+        hero.checks,
+        hero.recipe.output,
+        hero.reference,
+        luminanceGrid(preview),
+      );
       checksMs.push(performance.now() - checked);
     }),
   );

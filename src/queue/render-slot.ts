@@ -178,7 +178,10 @@ export function createRenderSlotHandler(deps: RenderSlotDeps): JobHandler {
             attempts,
             write: async (tx) => {
               // A call an earlier attempt left pending (its worker died) has no one else to end it.
-              await settleCallsOfJob(tx, deps.blobs, job.id, context.log);
+              // Only paid links make calls: a job of local and template links has none to look for.
+              if (mayHaveCalls(deps.providers, recipes.values())) {
+                await settleCallsOfJob(tx, deps.blobs, job.id, context.log);
+              }
               const assetId = await insertAsset(tx, { ...asset, state: "published" });
               const primary = payload.links[0] ?? hash;
               const afterPublish = await deps.onPublishing?.(tx, { recipeHash: primary });
@@ -364,4 +367,14 @@ async function loadReferences(blobs: BlobStore, recipe: Recipe): Promise<Map<str
     references.set(sha256, bytes);
   }
   return references;
+}
+
+/** Whether any of these recipes' providers is paid (or unknown now): only those record calls. */
+function mayHaveCalls(providers: ProviderRegistry, recipes: Iterable<Recipe>): boolean {
+  const registered = new Set(providers.names());
+  for (const recipe of recipes) {
+    if (!registered.has(recipe.provider)) return true;
+    if (isPaidProvider(providers.get(recipe.provider))) return true;
+  }
+  return false;
 }
