@@ -95,14 +95,46 @@ export function createSlotChanges(): SlotChanges {
   };
 }
 
-export function createBlobStore(storage: string): BlobStore {
-  if (storage.startsWith("s3://")) {
+/**
+ * The blob store SHOTLIST_STORAGE names: a folder, or `s3://bucket/prefix` (DESIGN §11) with the
+ * endpoint of an S3-compatible server in AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, the region in
+ * AWS_REGION (default us-east-1) and credentials from the AWS SDK's usual sources. The SDK is
+ * loaded only for S3.
+ */
+export async function createBlobStore(
+  storage: string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<BlobStore> {
+  if (!storage.startsWith("s3://")) return createFsBlobStore(storage);
+  const { createS3BlobStore, parseS3Url } = await import("./blobs/s3.js");
+  let location: ReturnType<typeof parseS3Url>;
+  try {
+    location = parseS3Url(storage);
+  } catch (error) {
+    throw new ShotlistError("invalid_env", `SHOTLIST_STORAGE: ${(error as Error).message}`);
+  }
+  const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  if (endpoint !== undefined && !URL.canParse(endpoint)) {
     throw new ShotlistError(
       "invalid_env",
-      "SHOTLIST_STORAGE=s3://… is not available in this build; use a folder path",
+      `AWS_ENDPOINT_URL: expected the URL of an S3-compatible server, got ${JSON.stringify(endpoint.slice(0, 80))}`,
     );
   }
-  return createFsBlobStore(storage);
+  try {
+    return await createS3BlobStore({
+      ...location,
+      endpoint,
+      region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION,
+      credentials:
+        env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+          ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY }
+          : undefined,
+    });
+  } catch (error) {
+    throw new ShotlistError("invalid_env", `SHOTLIST_STORAGE: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
 }
 
 export interface RuntimeOptions {
@@ -130,7 +162,7 @@ export async function createRuntime(
     ...(options.providerFactories ? { factories: options.providerFactories } : {}),
   });
   const callWakeups = createCallWakeups();
-  const blobs = createBlobStore(settings.storage);
+  const blobs = await createBlobStore(settings.storage, settings.env);
   // Breakers and bulkheads are per process, shared by every worker loop of it.
   const resilience = createProviderResiliences(shotList);
   const db = await openDb(settings);
