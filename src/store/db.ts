@@ -25,24 +25,42 @@ const parseInt8 = (value: string): number => Number(value);
 /** The file in a PGlite data folder naming the process that has it open. */
 export const PGLITE_LOCK_FILE = "shotlist.lock";
 
+/** Data folders this process has open (a lock file naming our pid may be an earlier process's). */
+const heldFolders = new Set<string>();
+
 /**
  * Takes the data folder for this process: PGlite is PostgreSQL in single-user mode, and two
  * processes writing one folder corrupt it. A lock left by a process that is gone (SIGKILL,
- * power loss) is taken over. Returns the release.
+ * power loss) is taken over, also when it names this process's pid (a container restarted with
+ * the same pid) but this process does not hold the folder. Returns the release.
  */
 function lockPgliteFolder(dataDir: string): () => void {
   const path = join(dataDir, PGLITE_LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
+    if (heldFolders.has(path)) {
+      throw new Error(
+        `the embedded database in ${dataDir} is already open in this process (${process.pid})`,
+      );
+    }
     try {
       writeFileSync(path, `${process.pid}\n`, { flag: "wx" });
-      return () => rmSync(path, { force: true });
+      heldFolders.add(path);
+      return () => {
+        heldFolders.delete(path);
+        rmSync(path, { force: true });
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
-    if (Number.isInteger(holder) && holder > 0 && processIsAlive(holder)) {
+    if (
+      Number.isInteger(holder) &&
+      holder > 0 &&
+      holder !== process.pid &&
+      processIsAlive(holder)
+    ) {
       throw new Error(
-        `the embedded database in ${dataDir} is open in process ${holder}${holder === process.pid ? " (this one)" : ""}; ` +
+        `the embedded database in ${dataDir} is open in process ${holder}; ` +
           "PGlite is one process's database: stop that process, use another SHOTLIST_DATA_DIR, " +
           `or set SHOTLIST_DATABASE_URL for several processes (if no process uses it, delete ${path})`,
       );
