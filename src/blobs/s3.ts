@@ -37,7 +37,10 @@ export function parseS3Url(url: string): S3Location {
     );
   }
   const prefix = (match?.[2] ?? "").replace(/\/+$/, "");
-  if (prefix.split("/").some((part) => part === "." || part === "..") || prefix.startsWith("/")) {
+  if (
+    prefix !== "" &&
+    prefix.split("/").some((part) => part === "" || part === "." || part === "..")
+  ) {
     throw new Error(
       `the prefix of ${JSON.stringify(url.slice(0, 80))} has an empty, '.' or '..' part`,
     );

@@ -25,14 +25,17 @@ export interface RgbaImage extends RawImage {
   channels: 4;
 }
 
-/** Largest side of the preview `decodeImage` keeps: JPEG and WebP shrink on load to it. */
+/**
+ * Long side of the preview `decodeImage` keeps: JPEG and WebP shrink on load towards it, and a
+ * smaller image is enlarged to it, so every cell of the 32 × 32 notInput grid holds pixels.
+ */
 export const PREVIEW_SIDE_PX = 128;
 
 /**
  * Checks that `bytes` are an image we can fully decode, without letting a decompression bomb
  * allocate its pixels: the header's size is checked against `maxPixels` first, and libvips gets
  * the same limit as a second guard. A truncated file fails (libvips reads to the last scanline).
- * The decode that proves it is kept as a small sRGB preview (at most PREVIEW_SIDE_PX a side),
+ * The decode that proves it is kept as a small sRGB preview (PREVIEW_SIDE_PX on its long side),
  * from which the notInput check's grid of an input is measured.
  */
 export async function decodeImage(

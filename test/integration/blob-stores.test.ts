@@ -130,6 +130,8 @@ describe("the S3 blob store's bucket layout and failures", () => {
       ["s3://", {}, /SHOTLIST_STORAGE: expected s3:\/\/bucket\/prefix/],
       ["s3://Upper_Case/x", {}, /SHOTLIST_STORAGE: expected s3:\/\/bucket\/prefix/],
       ["s3://shotlist-blobs/a/../b", {}, /SHOTLIST_STORAGE: the prefix .* '\.\.' part/],
+      ["s3://shotlist-blobs/a//b", {}, /SHOTLIST_STORAGE: the prefix .* an empty/],
+      ["s3://shotlist-blobs//b", {}, /SHOTLIST_STORAGE: the prefix .* an empty/],
       [`s3://${BUCKET}`, { AWS_ENDPOINT_URL: "not a url" }, /AWS_ENDPOINT_URL: expected the URL/],
     ] as const) {
       await assert.rejects(createBlobStore(storage, env), (error: unknown) => {
