@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
+import { pgliteStatements } from "./pglite-statements.js";
 
 /** What a repository function needs: parameterised queries and multi-statement text. */
 export interface Queryable {
@@ -94,21 +95,15 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     unlock();
     throw error;
   }
-  const wrap = (target: Pick<PGlite, "query" | "exec">): Queryable => ({
-    async query<Row>(sql: string, params: readonly unknown[] = []) {
-      const result = await target.query<Row>(sql, params as unknown[]);
-      return result.rows;
-    },
-    async exec(sql: string) {
-      await target.exec(sql);
-    },
-  });
-  const root = wrap(lite);
+  const statements = pgliteStatements(lite);
   return {
     kind: "pglite",
-    query: root.query,
-    exec: root.exec,
-    transaction: (work) => lite.transaction((tx) => work(wrap(tx))),
+    query: (sql, params = []) => statements.query(sql, params),
+    exec: (sql) => statements.exec(sql),
+    transaction: (work) =>
+      statements.transaction((tx) =>
+        work({ query: (sql, params = []) => tx.query(sql, params), exec: (sql) => tx.exec(sql) }),
+      ),
     close: async () => {
       try {
         await lite.close();
@@ -167,12 +162,29 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         broken = error;
       };
       client.on("error", onError);
+      // A handle kept past the transaction must not run on a client the pool has handed on.
+      let open = true;
+      const tx = wrap(client);
+      const whileOpen = () => {
+        if (!open) throw new Error("Transaction is closed");
+      };
       try {
         await client.query("begin");
-        const result = await work(wrap(client));
+        const result = await work({
+          query: async (sql, params) => {
+            whileOpen();
+            return tx.query(sql, params);
+          },
+          exec: async (sql) => {
+            whileOpen();
+            await tx.exec(sql);
+          },
+        });
+        open = false;
         await client.query("commit");
         return result;
       } catch (error) {
+        open = false;
         try {
           await client.query("rollback");
         } catch (rollbackError) {
