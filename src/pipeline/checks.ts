@@ -155,8 +155,8 @@ export function measureBlur(
   const { width: boxWidth, height: boxHeight } = box;
   if (boxWidth < 2 || boxHeight < 2) return 1;
   const radius = BLUR_REBLUR_RADIUS_PX;
-  // Along rows, every `stride`-th one: its luminance, then the window mean as a running sum.
-  const line = new Float32Array(Math.max(boxWidth, boxHeight));
+  const line = new Int32Array(Math.max(boxWidth, boxHeight));
+  // Along rows, every `stride`-th one.
   const rowMeasure = { variation: 0, removed: 0 };
   for (let y = 0; y < boxHeight; y += stride) {
     readLuminance(image, box.left, box.top + y, 1, 0, boxWidth, line);
@@ -180,44 +180,55 @@ export function measureBlur(
  * One line of Crete's measure: adds to `measure` the line's neighbour-to-neighbour variation
  * (Σ|F(i) − F(i−1)|) and the part of it a (2·radius + 1)-tap box re-blur B removes
  * (Σ max(0, |F(i) − F(i−1)| − |B(i) − B(i−1)|)); the measure is what is left, as a share.
+ * Where the window is whole, B(i) − B(i−1) is (F(i + radius) − F(i − radius − 1)) / taps, so
+ * the interior runs on integers scaled by `taps` (exact); the window's clipped ends near either
+ * end of the line are averaged as they are.
  */
 function reblurLine(
-  line: Float32Array,
+  line: Int32Array,
   length: number,
   radius: number,
   measure: { variation: number; removed: number },
 ): void {
-  let sum = 0;
-  let count = 0;
-  for (let i = 0; i <= Math.min(radius, length - 1); i++, count++) sum += line[i]!;
+  const taps = 2 * radius + 1;
   let variation = 0;
-  let removed = 0;
-  let previousBlurred = 0;
-  for (let i = 0; i < length; i++) {
-    const blurred = sum / count;
-    if (i > 0) {
-      const sharpStep = Math.abs(line[i]! - line[i - 1]!);
-      const blurredStep = Math.abs(blurred - previousBlurred);
-      variation += sharpStep;
-      if (sharpStep > blurredStep) removed += sharpStep - blurredStep;
-    }
-    previousBlurred = blurred;
-    if (i + radius + 1 < length) {
-      sum += line[i + radius + 1]!;
-      count++;
-    }
-    if (i - radius >= 0) {
-      sum -= line[i - radius]!;
-      count--;
-    }
+  // The removed variation, times `taps`.
+  let removedTimesTaps = 0;
+  const edge = (i: number): void => {
+    const sharpStep = Math.abs(line[i]! - line[i - 1]!);
+    const blurredStep = Math.abs(
+      windowMean(line, i, radius, length) - windowMean(line, i - 1, radius, length),
+    );
+    variation += sharpStep;
+    if (sharpStep > blurredStep) removedTimesTaps += (sharpStep - blurredStep) * taps;
+  };
+  const interiorEnd = length - radius - 1;
+  for (let i = 1; i <= Math.min(radius, length - 1); i++) edge(i);
+  for (let i = radius + 1; i <= interiorEnd; i++) {
+    const sharpStep = Math.abs(line[i]! - line[i - 1]!);
+    const blurredStepTimesTaps = Math.abs(line[i + radius]! - line[i - radius - 1]!);
+    variation += sharpStep;
+    const excess = sharpStep * taps - blurredStepTimesTaps;
+    if (excess > 0) removedTimesTaps += excess;
   }
+  for (let i = Math.max(radius + 1, interiorEnd + 1); i < length; i++) edge(i);
   measure.variation += variation;
-  measure.removed += removed;
+  measure.removed += removedTimesTaps / taps;
+}
+
+/** The mean of `line` over [i − radius, i + radius], clipped to the line's ends. */
+function windowMean(line: Int32Array, i: number, radius: number, length: number): number {
+  const from = Math.max(0, i - radius);
+  const to = Math.min(length - 1, i + radius);
+  let sum = 0;
+  for (let j = from; j <= to; j++) sum += line[j]!;
+  return sum / (to - from + 1);
 }
 
 /**
- * Luminance (0–255, Rec. 709, alpha seen on white) of `length` pixels from (x, y) in steps of
- * (dx, dy), into `line`.
+ * Luminance (Rec. 709 weights ×10,000, so 0–2,550,000 in integers; alpha seen on white) of
+ * `length` pixels from (x, y) in steps of (dx, dy), into `line`. The blur measure is a ratio of
+ * sums of differences, so the scale cancels.
  */
 function readLuminance(
   image: RawImage,
@@ -226,19 +237,29 @@ function readLuminance(
   dx: 0 | 1,
   dy: 0 | 1,
   length: number,
-  line: Float32Array,
+  line: Int32Array,
 ): void {
-  const { data, width, channels } = image;
+  const { width, channels } = image;
+  const data = new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.length);
   const hasAlpha = channels === 2 || channels === 4;
   const grey = channels < 3;
   const step = (dy * width + dx) * channels;
+  const white = 2_550_000;
   let p = (y * width + x) * channels;
-  for (let i = 0; i < length; i++, p += step) {
-    const r = data[p]!;
-    const g = grey ? r : data[p + 1]!;
-    const b = grey ? r : data[p + 2]!;
-    const value = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    line[i] = hasAlpha ? 255 - ((255 - value) * data[p + channels - 1]!) / 255 : value;
+  // One loop per layout, so the hot loop holds no branch on it.
+  if (!hasAlpha && !grey) {
+    for (let i = 0; i < length; i++, p += step) {
+      line[i] = 2126 * data[p]! + 7152 * data[p + 1]! + 722 * data[p + 2]!;
+    }
+  } else if (!hasAlpha) {
+    for (let i = 0; i < length; i++, p += step) line[i] = 10_000 * data[p]!;
+  } else {
+    const alphaOffset = channels - 1;
+    for (let i = 0; i < length; i++, p += step) {
+      const r = data[p]!;
+      const value = grey ? 10_000 * r : 2126 * r + 7152 * data[p + 1]! + 722 * data[p + 2]!;
+      line[i] = white - Math.round(((white - value) * data[p + alphaOffset]!) / 255);
+    }
   }
 }
 
