@@ -62,10 +62,15 @@ interface OnWhiteScan {
 function scanOnWhite(image: RawImage, stride = 1, withThumbnail = false): OnWhiteScan {
   const { width, height, channels } = image;
   const side = COMPARE_SIDE_PX;
-  // Grid cell of each column, and per-cell sums and counts, only when a thumbnail is wanted.
-  const cellOfColumn = withThumbnail
-    ? Uint16Array.from({ length: width }, (_, x) => Math.floor((x * side) / width))
-    : undefined;
+  // Each row is walked in segments: one per grid column when a thumbnail is wanted (each
+  // segment's sum goes to its cell once), else one for the whole row. A segment starts at the
+  // first sampled x of its cell, so every sample lands in the cell of its own x.
+  const segments = withThumbnail ? side : 1;
+  const segmentStart = new Uint32Array(segments + 1);
+  for (let cell = 0; cell <= segments; cell++) {
+    const from = Math.ceil((cell * width) / segments);
+    segmentStart[cell] = Math.min(width, Math.ceil(from / stride) * stride);
+  }
   const cellSums = withThumbnail ? new Float64Array(side * side) : undefined;
   const cellCounts = withThumbnail ? new Uint32Array(side * side) : undefined;
   // A plain Uint8Array view: indexing a Buffer subclass is slower in V8's hot loops.
@@ -73,44 +78,51 @@ function scanOnWhite(image: RawImage, stride = 1, withThumbnail = false): OnWhit
   const rowCounts = new Uint32Array(height);
   const columnCounts = new Uint32Array(width);
   const limit = 255 - SUBJECT_THRESHOLD;
-  const step = stride * channels;
   const hasAlpha = channels === 2 || channels === 4;
   const grey = channels < 3;
+  const alphaOffset = channels - 1;
+  const greenOffset = grey ? 0 : 1;
+  const blueOffset = grey ? 0 : 2;
   let luminanceSum = 0;
   let luminanceSquares = 0;
   let samples = 0;
   for (let y = 0; y < height; y += stride) {
-    let p = y * width * channels;
     let rowCount = 0;
     // Integer sums in a double: exact while a row has fewer than ~1,380 samples, and within one
     // part in 10^15 beyond; scaled once per row.
     let rowSum = 0;
     let rowSquares = 0;
     const cellRow = Math.floor((y * side) / height) * side;
-    for (let x = 0; x < width; x += stride, p += step) {
-      let r = data[p]!;
-      let g = grey ? r : data[p + 1]!;
-      let b = grey ? r : data[p + 2]!;
-      if (hasAlpha) {
-        const alpha = data[p + channels - 1]!;
-        if (alpha !== 255) {
-          // Seen on white: transparent pixels are white.
-          r = (255 - ((255 - r) * alpha + 127) / 255) | 0;
-          g = (255 - ((255 - g) * alpha + 127) / 255) | 0;
-          b = (255 - ((255 - b) * alpha + 127) / 255) | 0;
+    for (let segment = 0; segment < segments; segment++) {
+      const from = segmentStart[segment]!;
+      const to = segmentStart[segment + 1]!;
+      let segmentSum = 0;
+      let p = (y * width + from) * channels;
+      for (let x = from; x < to; x += stride, p += stride * channels) {
+        let r = data[p]!;
+        let g = data[p + greenOffset]!;
+        let b = data[p + blueOffset]!;
+        if (hasAlpha) {
+          const alpha = data[p + alphaOffset]!;
+          if (alpha !== 255) {
+            // Seen on white: transparent pixels are white.
+            r = (255 - ((255 - r) * alpha + 127) / 255) | 0;
+            g = (255 - ((255 - g) * alpha + 127) / 255) | 0;
+            b = (255 - ((255 - b) * alpha + 127) / 255) | 0;
+          }
         }
+        if (r < limit || g < limit || b < limit) {
+          rowCount++;
+          columnCounts[x]!++;
+        }
+        const luminance = 2126 * r + 7152 * g + 722 * b;
+        segmentSum += luminance;
+        rowSquares += luminance * luminance;
       }
-      if (r < limit || g < limit || b < limit) {
-        rowCount++;
-        columnCounts[x]!++;
-      }
-      const luminance = 2126 * r + 7152 * g + 722 * b;
-      rowSum += luminance;
-      rowSquares += luminance * luminance;
-      if (cellSums) {
-        const cell = cellRow + cellOfColumn![x]!;
-        cellSums[cell] = cellSums[cell]! + luminance;
-        cellCounts![cell]!++;
+      rowSum += segmentSum;
+      if (cellSums && cellCounts) {
+        cellSums[cellRow + segment] = cellSums[cellRow + segment]! + segmentSum;
+        cellCounts[cellRow + segment]! += Math.ceil((to - from) / stride);
       }
     }
     rowCounts[y] = rowCount;
@@ -194,26 +206,37 @@ function reblurLine(
   let variation = 0;
   // The removed variation, times `taps`.
   let removedTimesTaps = 0;
-  const edge = (i: number): void => {
-    const sharpStep = Math.abs(line[i]! - line[i - 1]!);
-    const blurredStep = Math.abs(
-      windowMean(line, i, radius, length) - windowMean(line, i - 1, radius, length),
-    );
-    variation += sharpStep;
-    if (sharpStep > blurredStep) removedTimesTaps += (sharpStep - blurredStep) * taps;
-  };
   const interiorEnd = length - radius - 1;
-  for (let i = 1; i <= Math.min(radius, length - 1); i++) edge(i);
+  for (let i = 1; i <= Math.min(radius, length - 1); i++) {
+    variation += Math.abs(line[i]! - line[i - 1]!);
+    removedTimesTaps += clippedRemovedTimesTaps(line, i, radius, length);
+  }
   for (let i = radius + 1; i <= interiorEnd; i++) {
     const sharpStep = Math.abs(line[i]! - line[i - 1]!);
-    const blurredStepTimesTaps = Math.abs(line[i + radius]! - line[i - radius - 1]!);
     variation += sharpStep;
-    const excess = sharpStep * taps - blurredStepTimesTaps;
+    const excess = sharpStep * taps - Math.abs(line[i + radius]! - line[i - radius - 1]!);
     if (excess > 0) removedTimesTaps += excess;
   }
-  for (let i = Math.max(radius + 1, interiorEnd + 1); i < length; i++) edge(i);
+  for (let i = Math.max(radius + 1, interiorEnd + 1); i < length; i++) {
+    variation += Math.abs(line[i]! - line[i - 1]!);
+    removedTimesTaps += clippedRemovedTimesTaps(line, i, radius, length);
+  }
   measure.variation += variation;
   measure.removed += removedTimesTaps / taps;
+}
+
+/** At step i near either end of the line, where the window is clipped: the removed part × taps. */
+function clippedRemovedTimesTaps(
+  line: Int32Array,
+  i: number,
+  radius: number,
+  length: number,
+): number {
+  const sharpStep = Math.abs(line[i]! - line[i - 1]!);
+  const blurredStep = Math.abs(
+    windowMean(line, i, radius, length) - windowMean(line, i - 1, radius, length),
+  );
+  return sharpStep > blurredStep ? (sharpStep - blurredStep) * (2 * radius + 1) : 0;
 }
 
 /** The mean of `line` over [i − radius, i + radius], clipped to the line's ends. */
