@@ -22,8 +22,8 @@ const CHECK_SCAN_STRIDE = 2;
 const BLUR_REBLUR_RADIUS_PX = 4;
 /**
  * The blur check measures every 4th row and every 4th column: on the sample catalogue's heroes,
- * their blurred and their upscaled versions it agrees with every line to ±0.01, at a quarter of
- * the cost (about 6 ms of CPU for a 1,600 px hero).
+ * their blurred and their upscaled versions it agrees with every line to 0.013 (every 8th line:
+ * 0.027), at a quarter of the cost (docs/checks.md).
  */
 const BLUR_STRIDE = 4;
 /** The subject's box is grown by this much for the blur check: the re-blur's reach, twice. */
