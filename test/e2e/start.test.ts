@@ -45,3 +45,17 @@ describe("npm start on the embedded default", () => {
     assert.doesNotMatch(output, /admin API key/);
   });
 });
+
+describe("shotlist coverage on an empty catalogue", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "shotlist-empty-"));
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it("says there are no products yet rather than 100% of nothing", async () => {
+    const run = runCli(["coverage"], { SHOTLIST_DATA_DIR: dataDir });
+    const code = await run.exited;
+    const output = run.output();
+    assert.equal(code, 0, output);
+    assert.match(output, /catalogue coverage: no products yet/);
+    assert.doesNotMatch(output, /100\.0%/);
+  });
+});
