@@ -2,7 +2,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
-import { pgliteStatements } from "./pglite-statements.js";
+import { pgliteStatements, TRANSACTION_ROLLED_BACK } from "./pglite-statements.js";
+
+export { TRANSACTION_ROLLED_BACK };
 
 /** What a repository function needs: parameterised queries and multi-statement text. */
 export interface Queryable {
@@ -181,7 +183,10 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
           },
         });
         open = false;
-        await client.query("commit");
+        const committed = await client.query("commit");
+        // COMMIT in a transaction where a statement failed rolls back and says so; the work may
+        // have caught that statement's error, but nothing it wrote was kept.
+        if (committed.command === "ROLLBACK") throw new Error(TRANSACTION_ROLLED_BACK);
         return result;
       } catch (error) {
         open = false;

@@ -4,6 +4,10 @@ type BackendMessage = Awaited<ReturnType<PGlite["execProtocol"]>>["messages"][nu
 
 const { serialize } = protocol;
 
+/** What a transaction throws when COMMIT rolled back (a statement in it failed), on both engines. */
+export const TRANSACTION_ROLLED_BACK =
+  "the transaction was rolled back at commit: a statement in it failed";
+
 /**
  * Statements kept prepared at most. The code holds a few dozen distinct statements; past the
  * limit (SQL built with a varying text) every one is dropped and prepared again as it is used.
@@ -144,7 +148,7 @@ export function pgliteStatements(lite: PGlite): PgliteStatements {
           const [committed] = await lite.exec("commit");
           // COMMIT in a transaction that failed rolls back and says so.
           if (committed?.command === "ROLLBACK") {
-            throw new Error("the transaction was rolled back: a statement in it failed");
+            throw new Error(TRANSACTION_ROLLED_BACK);
           }
           return result;
         } catch (error) {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type Db, openPglite, openPostgres } from "../../src/store/db.js";
+import { type Db, openPglite, openPostgres, TRANSACTION_ROLLED_BACK } from "../../src/store/db.js";
 import { BACKENDS, createTestDatabase } from "../helpers/backends.js";
 
 for (const backend of BACKENDS) {
@@ -139,6 +139,18 @@ for (const backend of BACKENDS) {
         "select count(*)::integer as count from things where name like 'd_'",
       );
       assert.equal(count?.count, 4);
+    });
+
+    it("rejects a transaction whose work caught a failed statement: nothing of it is kept", async () => {
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query("insert into things (name) values ($1)", ["epsilon"]);
+          await tx.query("insert into things (name) values ($1)", ["alpha"]).catch(() => {});
+          return "done";
+        }),
+        new RegExp(TRANSACTION_ROLLED_BACK),
+      );
+      assert.deepEqual(await db.query("select id from things where name = 'epsilon'"), []);
     });
 
     it("refuses a transaction's handle after the transaction ended", async () => {
