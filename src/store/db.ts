@@ -2,7 +2,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
-import { pgliteStatements, TRANSACTION_ROLLED_BACK } from "./pglite-statements.js";
+import { pgliteStatements } from "./pglite-statements.js";
+import { TRANSACTION_ROLLED_BACK, transactionHandle } from "./transaction.js";
 
 export { TRANSACTION_ROLLED_BACK };
 
@@ -100,15 +101,10 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
   const statements = pgliteStatements(lite);
   return {
     kind: "pglite",
-    query: (sql, params = []) => statements.query(sql, params),
-    exec: (sql) => statements.exec(sql),
-    transaction: (work) =>
-      statements.transaction((tx) =>
-        work({ query: (sql, params = []) => tx.query(sql, params), exec: (sql) => tx.exec(sql) }),
-      ),
+    ...statements,
     close: async () => {
       try {
-        await lite.close();
+        await statements.close();
       } finally {
         unlock();
       }
@@ -164,32 +160,18 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         broken = error;
       };
       client.on("error", onError);
-      // A handle kept past the transaction must not run on a client the pool has handed on.
-      let open = true;
-      const tx = wrap(client);
-      const whileOpen = () => {
-        if (!open) throw new Error("Transaction is closed");
-      };
+      const tx = transactionHandle(wrap(client));
       try {
         await client.query("begin");
-        const result = await work({
-          query: async (sql, params) => {
-            whileOpen();
-            return tx.query(sql, params);
-          },
-          exec: async (sql) => {
-            whileOpen();
-            await tx.exec(sql);
-          },
-        });
-        open = false;
+        const result = await work(tx.handle);
+        tx.end();
         const committed = await client.query("commit");
         // COMMIT in a transaction where a statement failed rolls back and says so; the work may
         // have caught that statement's error, but nothing it wrote was kept.
         if (committed.command === "ROLLBACK") throw new Error(TRANSACTION_ROLLED_BACK);
         return result;
       } catch (error) {
-        open = false;
+        tx.end();
         try {
           await client.query("rollback");
         } catch (rollbackError) {

@@ -1,12 +1,10 @@
 import { Mutex, type PGlite, parse, protocol } from "@electric-sql/pglite";
+import type { Db, Queryable } from "./db.js";
+import { TRANSACTION_ROLLED_BACK, transactionHandle } from "./transaction.js";
 
 type BackendMessage = Awaited<ReturnType<PGlite["execProtocol"]>>["messages"][number];
 
 const { serialize } = protocol;
-
-/** What a transaction throws when COMMIT rolled back (a statement in it failed), on both engines. */
-export const TRANSACTION_ROLLED_BACK =
-  "the transaction was rolled back at commit: a statement in it failed";
 
 /**
  * Statements kept prepared at most. The code holds a few dozen distinct statements; past the
@@ -27,18 +25,6 @@ interface PreparedStatement {
   rowDescription: BackendMessage | undefined;
 }
 
-/** One statement or one transaction's worth of them, as PGlite's own methods take them. */
-export interface PgliteStatements {
-  query<Row>(sql: string, params: readonly unknown[]): Promise<Row[]>;
-  exec(sql: string): Promise<void>;
-  transaction<T>(
-    work: (tx: {
-      query<Row>(sql: string, params: readonly unknown[]): Promise<Row[]>;
-      exec(sql: string): Promise<void>;
-    }) => Promise<T>,
-  ): Promise<T>;
-}
-
 /**
  * PGlite with named prepared statements. PGlite's `query` parses, describes and plans a statement
  * on every call (six protocol steps); here each distinct SQL text is parsed and described once,
@@ -48,14 +34,16 @@ export interface PgliteStatements {
  *
  * PGlite is one backend, so everything here goes through two locks as PGlite's own methods do:
  * one held by a transaction (or a lone statement) for its whole length, one per statement so the
- * statements of one transaction never interleave their protocol messages. PGlite's own `query`,
- * `exec` and `transaction` must not be used beside this on the same instance.
+ * statements of one transaction never interleave their protocol messages. `close` waits for both,
+ * as PGlite's own close does, so a transaction in flight ends before the backend does. PGlite's
+ * own `query`, `exec`, `transaction` and `close` must not be used beside this on the same instance.
  */
-export function pgliteStatements(lite: PGlite): PgliteStatements {
+export function pgliteStatements(lite: PGlite): Omit<Db, "kind"> {
   const transactionLock = new Mutex();
   const statementLock = new Mutex();
   const prepared = new Map<string, PreparedStatement>();
   let nextName = 1;
+  let closed = false;
 
   const run = async (...messages: Uint8Array[]): Promise<BackendMessage[]> =>
     (await lite.execProtocol(concat(messages), { syncToFs: false })).messages;
@@ -108,8 +96,9 @@ export function pgliteStatements(lite: PGlite): PgliteStatements {
     return (parse.parseResults(described, lite.parsers)[0]?.rows ?? []) as Row[];
   }
 
-  async function statementIn<Row>(sql: string, params: readonly unknown[]): Promise<Row[]> {
+  async function statementIn<Row>(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
     return statementLock.runExclusive(async () => {
+      whileOpen();
       if (PREPARABLE.test(sql)) return runPrepared<Row>(sql, params);
       await forgetAll();
       return (await lite.query<Row>(sql, params as unknown[])).rows;
@@ -118,47 +107,48 @@ export function pgliteStatements(lite: PGlite): PgliteStatements {
 
   async function execIn(sql: string): Promise<void> {
     await statementLock.runExclusive(async () => {
+      whileOpen();
       await forgetAll();
       await lite.exec(sql);
     });
   }
 
+  function whileOpen(): void {
+    if (closed) throw new Error("the embedded database is closed");
+  }
+
+  const statements: Queryable = { query: statementIn, exec: execIn };
   return {
     query: (sql, params) => transactionLock.runExclusive(() => statementIn(sql, params)),
     exec: (sql) => transactionLock.runExclusive(() => execIn(sql)),
     transaction: (work) =>
       transactionLock.runExclusive(async () => {
-        let open = true;
-        const whileOpen = () => {
-          if (!open) throw new Error("Transaction is closed");
-        };
+        whileOpen();
+        const tx = transactionHandle(statements);
         await lite.exec("begin");
         try {
-          const result = await work({
-            query: async (sql, params) => {
-              whileOpen();
-              return statementIn(sql, params);
-            },
-            exec: async (sql) => {
-              whileOpen();
-              await execIn(sql);
-            },
-          });
-          open = false;
+          const result = await work(tx.handle);
+          tx.end();
           const [committed] = await lite.exec("commit");
           // COMMIT in a transaction that failed rolls back and says so.
-          if (committed?.command === "ROLLBACK") {
-            throw new Error(TRANSACTION_ROLLED_BACK);
-          }
+          if (committed?.command === "ROLLBACK") throw new Error(TRANSACTION_ROLLED_BACK);
           return result;
         } catch (error) {
-          if (open) {
-            open = false;
+          if (!tx.ended) {
+            tx.end();
             await lite.exec("rollback");
           }
           throw error;
         }
       }),
+    close: () =>
+      transactionLock.runExclusive(() =>
+        statementLock.runExclusive(async () => {
+          if (closed) return;
+          closed = true;
+          await lite.close();
+        }),
+      ),
   };
 }
 

@@ -14,10 +14,15 @@ for (const backend of BACKENDS) {
   describe(`Db statements on ${backend}`, () => {
     let db: Db;
     let drop: (() => Promise<void>) | undefined;
+    let database: { url: string; drop(): Promise<void> } | undefined;
+    const databaseOf = async () => {
+      if (!database) throw new Error("no test database on this backend");
+      return database;
+    };
 
     before(async () => {
       if (backend === "postgres") {
-        const database = await createTestDatabase();
+        database = await createTestDatabase();
         drop = database.drop;
         db = await openPostgres(database.url);
       } else {
@@ -159,6 +164,38 @@ for (const backend of BACKENDS) {
         handle = tx;
       });
       await assert.rejects(handle!.query("select 1"));
+    });
+
+    it("lets a transaction in flight finish before close, and refuses statements after it", async () => {
+      const own =
+        backend === "postgres"
+          ? await openPostgres((await databaseOf()).url)
+          : await openPglite(undefined);
+      await own.exec("create table if not exists marks (name text primary key)");
+      let release: () => void = () => {};
+      const paused = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const committed = own.transaction(async (tx) => {
+        await tx.query("insert into marks (name) values ($1)", ["before close"]);
+        await paused;
+        await tx.query("insert into marks (name) values ($1)", ["after close was asked"]);
+        return (
+          await tx.query<{ count: number }>("select count(*)::integer as count from marks")
+        )[0]?.count;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const closed = own.close();
+      let closedFirst = false;
+      void closed.then(() => {
+        closedFirst = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(closedFirst, false, "close waited for the transaction");
+      release();
+      assert.equal(await committed, 2);
+      await closed;
+      await assert.rejects(own.query("select 1"));
     });
 
     it("runs more distinct statements than it keeps prepared, and each answers its own", async () => {
